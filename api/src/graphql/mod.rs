@@ -1,0 +1,119 @@
+//! The GraphQL API: a schema generated from the table model, with Relay connections,
+//! filters, ordering, aggregates and batched relations for every table.
+
+mod docs;
+mod ids;
+pub mod limits;
+mod loaders;
+mod model;
+pub mod names;
+mod query;
+mod resolve;
+mod scalars;
+mod types;
+
+use std::time::Duration;
+
+use async_graphql::dataloader::{DataLoader, HashMapCache};
+use async_graphql::dynamic::{
+    Field, FieldFuture, InputValue, Object, Schema, SchemaError, TypeRef,
+};
+use sea_orm::DatabaseConnection;
+
+pub use limits::Limits;
+use loaders::BatchLoader;
+pub use loaders::Batches;
+use model::model;
+use resolve::run;
+
+use crate::store::Scope;
+
+/// What every resolver of one request reads: the database and who is asking.
+pub struct RequestContext {
+    /// The connection pool.
+    pub db: DatabaseConnection,
+    /// The principal's row visibility.
+    pub scope: Scope,
+}
+
+/// The request's batch loader. Batches wait a moment for siblings; prefetching makes the
+/// batches of a query's relations independent of that wait.
+pub fn batch_loader(db: DatabaseConnection, scope: Scope) -> Batches {
+    DataLoader::with_cache(
+        BatchLoader::new(db, scope),
+        |task| {
+            tokio::spawn(crate::db::with_statement_counter(task));
+        },
+        HashMapCache::default(),
+    )
+    .delay(Duration::from_millis(1))
+}
+
+/// Builds the schema.
+pub fn schema(limits: Limits) -> Result<Schema, SchemaError> {
+    let mut query = Object::new("Query")
+        .description("Every table as a Relay connection, and any row by its global id.")
+        .field(
+            Field::new("node", TypeRef::named("Node"), |ctx| {
+                FieldFuture::new(run(async move {
+                    let id = ctx
+                        .args
+                        .try_get("id")
+                        .and_then(|v| v.string().map(str::to_owned));
+                    let id = id.map_err(|e| crate::error::ApiError::bad_input("id", e.message))?;
+                    let mut found = resolve::nodes(&ctx, &[("id".to_owned(), id)]).await?;
+                    Ok(found.pop().flatten())
+                }))
+            })
+            .description(
+                "The row with this global id, or null if there is none the caller may see.",
+            )
+            .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID))),
+        )
+        .field(
+            Field::new("nodes", TypeRef::named_list_nn("Node"), |ctx| {
+                FieldFuture::new(run(async move {
+                    let list = ctx
+                        .args
+                        .try_get("ids")
+                        .and_then(|v| v.list())
+                        .map_err(|e| crate::error::ApiError::bad_input("ids", e.message))?;
+                    if list.len() > query::MAX_PAGE as usize {
+                        return Err(crate::error::ApiError::bad_input("ids", "at most 250 ids"));
+                    }
+                    let ids = list
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| Ok((format!("ids[{i}]"), v.string()?.to_owned())))
+                        .collect::<async_graphql::Result<Vec<_>>>()
+                        .map_err(|e| crate::error::ApiError::bad_input("ids", e.message))?;
+                    let found = resolve::nodes(&ctx, &ids).await?;
+                    Ok(Some(async_graphql::dynamic::FieldValue::list(
+                        found
+                            .into_iter()
+                            .map(|v| v.unwrap_or(async_graphql::dynamic::FieldValue::NULL)),
+                    )))
+                }))
+            })
+            .description(
+                "The rows with these global ids (at most 250), in order; null where there is none.",
+            )
+            .argument(InputValue::new(
+                "ids",
+                TypeRef::named_nn_list_nn(TypeRef::ID),
+            )),
+        );
+    for gql in model() {
+        query = query.field(types::root_field(gql));
+    }
+    let mut builder = Schema::build("Query", None, None)
+        .register(query)
+        .extension(limits)
+        .limit_recursive_depth(64);
+    builder = scalars::register(builder);
+    builder = types::register_common(builder);
+    for gql in model() {
+        builder = types::register_table(builder, gql);
+    }
+    builder.finish()
+}

@@ -1,0 +1,170 @@
+//! The HTTP surface: `/graphql` (POST, GET), GraphiQL at `/`, and `/health`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql::{BatchRequest, BatchResponse, Executor as _, Value};
+use async_graphql_axum::{GraphQLBatchRequest, GraphQLRequest, GraphQLResponse};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use sea_orm::DatabaseConnection;
+use serde_json::json;
+
+use crate::auth::{self, Keys};
+use crate::db::{backend_name, count_statements};
+use crate::error::ApiError;
+use crate::graphql::{Limits, RequestContext, batch_loader};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The connection pool.
+    pub db: DatabaseConnection,
+    /// The GraphQL schema.
+    pub schema: async_graphql::dynamic::Schema,
+    /// The keys credentials are verified with.
+    pub keys: Arc<Keys>,
+    /// The request limits.
+    pub limits: Limits,
+}
+
+/// Builds the router the server and the tests use.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(graphiql))
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/health", get(health))
+        .with_state(state)
+}
+
+async fn graphiql() -> Html<String> {
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql")
+            .title("Stratix")
+            .finish(),
+    )
+}
+
+/// `POST /graphql`: one operation or a batch (at most `Limits::max_batch`).
+async fn graphql_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: GraphQLBatchRequest,
+) -> Response {
+    let batch = request.into_inner();
+    if let BatchRequest::Batch(operations) = &batch
+        && operations.len() > state.limits.max_batch
+    {
+        let error = ApiError::bad_input(
+            "batch",
+            format!(
+                "{} operations exceed the limit of {}",
+                operations.len(),
+                state.limits.max_batch
+            ),
+        );
+        return error_response(StatusCode::OK, &error);
+    }
+    execute(&state, &headers, batch).await
+}
+
+/// `GET /graphql?query=...`: queries only; a mutation must be POSTed.
+async fn graphql_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> Response {
+    let request = request.into_inner();
+    let mutation = async_graphql::parser::parse_query(&request.query).is_ok_and(|document| {
+        document
+            .operations
+            .iter()
+            .any(|(_, op)| op.node.ty == async_graphql::parser::types::OperationType::Mutation)
+    });
+    if mutation {
+        let error = ApiError::bad_input("query", "mutations must be sent with POST");
+        return error_response(StatusCode::METHOD_NOT_ALLOWED, &error);
+    }
+    execute(&state, &headers, BatchRequest::Single(request)).await
+}
+
+async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> Response {
+    let principal = match auth::authenticate(&state.keys, headers) {
+        Ok(principal) => principal,
+        Err(error) => return unauthenticated(&error),
+    };
+    let counter = Arc::new(AtomicUsize::new(0));
+    let response = count_statements(counter.clone(), async {
+        let scope = match auth::scope_of(&state.db, &principal).await {
+            Ok(scope) => scope,
+            Err(error) => return Err(error),
+        };
+        let prepare = |request: async_graphql::Request| {
+            request
+                .data(RequestContext {
+                    db: state.db.clone(),
+                    scope: scope.clone(),
+                })
+                .data(batch_loader(state.db.clone(), scope.clone()))
+        };
+        let batch = match batch {
+            BatchRequest::Single(request) => BatchRequest::Single(prepare(request)),
+            BatchRequest::Batch(requests) => {
+                BatchRequest::Batch(requests.into_iter().map(prepare).collect())
+            }
+        };
+        Ok(state.schema.execute_batch(batch).await)
+    })
+    .await;
+    let statements = counter.load(Ordering::Relaxed);
+    match response {
+        Ok(BatchResponse::Single(response)) => {
+            let response = response.extension("sqlStatements", Value::from(statements));
+            GraphQLResponse::from(response).into_response()
+        }
+        Ok(batch) => GraphQLResponse::from(batch).into_response(),
+        Err(error) => error_response(StatusCode::OK, &error),
+    }
+}
+
+fn error_response(status: StatusCode, error: &ApiError) -> Response {
+    let body = json!({
+        "data": null,
+        "errors": [{ "message": error.to_string(), "extensions": { "code": error.code() } }],
+    });
+    (status, Json(body)).into_response()
+}
+
+/// 401 with `WWW-Authenticate`: bad credentials are refused before anything runs.
+fn unauthenticated(error: &ApiError) -> Response {
+    let mut response = error_response(StatusCode::UNAUTHORIZED, error);
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    );
+    response
+}
+
+/// `GET /health`: 200 when the database answers, 503 when it does not.
+async fn health(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    let backend = backend_name(&state.db);
+    match state.db.ping().await {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({ "status": "ok", "database": backend })),
+        ),
+        Err(err) => {
+            tracing::warn!(%err, "health check: database unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable", "database": backend })),
+            )
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The Stratix service: HTTP router, database access and operations commands.
+//!
+//! `main.rs` parses the command line and calls into this crate; the tests call the same
+//! functions, so they exercise the production router and migrations.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod ops;
+pub mod store;
+pub mod tables;
+
+use anyhow::Context as _;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{DatabaseConnection, DbBackend};
+
+pub use config::Config;
+pub use http::{AppState, router};
+
+/// Opens the database; an embedded SQLite file is migrated on first start.
+///
+/// PostgreSQL is migrated explicitly (`stratix migrate up`, as the schema owner), so a
+/// service that connects as a less privileged role never needs DDL rights.
+pub async fn open_database(config: &Config) -> anyhow::Result<DatabaseConnection> {
+    let db = db::connect(&config.database_url).await.with_context(|| {
+        format!(
+            "cannot open the database at {}",
+            redact(&config.database_url)
+        )
+    })?;
+    if db.get_database_backend() == DbBackend::Sqlite {
+        Migrator::up(&db, None)
+            .await
+            .context("migrating the SQLite database")?;
+    } else {
+        let pending = Migrator::get_pending_migrations(&db).await?;
+        if !pending.is_empty() {
+            anyhow::bail!(
+                "the database has {} pending migrations: run `stratix migrate up` first",
+                pending.len()
+            );
+        }
+    }
+    Ok(db)
+}
+
+/// Builds the application state: schema, keys and limits over `db`.
+pub fn build_state(db: DatabaseConnection, keys: auth::Keys) -> anyhow::Result<AppState> {
+    let limits = graphql::Limits::default();
+    let schema = graphql::schema(limits).context("building the GraphQL schema")?;
+    Ok(AppState {
+        db,
+        schema,
+        keys: std::sync::Arc::new(keys),
+        limits,
+    })
+}
+
+/// Runs the HTTP server until Ctrl-C.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let db = open_database(&config).await?;
+    let keys = match &config.jwt_secret {
+        Some(secret) => auth::Keys {
+            jwt_secret: secret.as_bytes().to_vec(),
+        },
+        None => development_keys(&config)?,
+    };
+    let app = router(build_state(db.clone(), keys)?);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(
+        listen = %config.listen,
+        database = db::backend_name(&db),
+        "stratix listening on http://{}",
+        config.listen
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+/// A database URL with its password replaced, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Development mode (no `JWT_SECRET`): a random secret for this process, and a
+/// `service_role` token printed for GraphiQL and scripts.
+fn development_keys(config: &Config) -> anyhow::Result<auth::Keys> {
+    let secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let claims = auth::jwt::Claims {
+        sub: "development".to_owned(),
+        role: "service_role".to_owned(),
+        aud: auth::jwt::AUDIENCE.to_owned(),
+        exp: (chrono::Utc::now() + chrono::Duration::days(1)).timestamp(),
+        iat: Some(chrono::Utc::now().timestamp()),
+        nbf: None,
+    };
+    let token = auth::jwt::mint(secret.as_bytes(), &claims)?;
+    eprintln!(
+        "development mode (no JWT_SECRET): GraphiQL at http://{}/ with header\n  Authorization: Bearer {token}",
+        config.listen
+    );
+    Ok(auth::Keys {
+        jwt_secret: secret.into_bytes(),
+    })
+}

@@ -1,0 +1,3 @@
+//! Operations on the database itself: schema validation (`stratix check`).
+
+pub mod check;

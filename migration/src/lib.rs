@@ -1,0 +1,44 @@
+//! Stratix's schema, as sea-orm migrations for SQLite and PostgreSQL.
+//!
+//! The table migrations (one per domain) are portable DDL; what only PostgreSQL has (row-level
+//! security, partitions of `events`, GIN indexes) is added behind a backend check. The
+//! [`catalog`] lists every table with its owner, for the triggers, policies and checks.
+
+pub use sea_orm_migration::prelude::*;
+
+pub mod catalog;
+mod ddl;
+pub mod introspect;
+mod m20261122_000001_create_accounts;
+mod m20261122_000002_create_billing;
+mod m20261122_000003_create_crawling;
+mod m20261122_000004_create_studio;
+mod m20261122_000005_create_shopify;
+mod m20261122_000006_create_experiments;
+mod m20261122_000007_create_distribution;
+mod m20261122_000008_create_new_user_effects;
+mod m20261122_000009_create_updated_at_triggers;
+mod m20261122_000010_create_row_level_security;
+
+pub use ddl::{SQLITE_NEW_UUID, SQLITE_NOW};
+
+/// Every migration, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_create_accounts::Migration),
+            Box::new(m20261122_000002_create_billing::Migration),
+            Box::new(m20261122_000003_create_crawling::Migration),
+            Box::new(m20261122_000004_create_studio::Migration),
+            Box::new(m20261122_000005_create_shopify::Migration),
+            Box::new(m20261122_000006_create_experiments::Migration),
+            Box::new(m20261122_000007_create_distribution::Migration),
+            Box::new(m20261122_000008_create_new_user_effects::Migration),
+            Box::new(m20261122_000009_create_updated_at_triggers::Migration),
+            Box::new(m20261122_000010_create_row_level_security::Migration),
+        ]
+    }
+}

@@ -1,0 +1,103 @@
+//! `stratix`: the command line. Parses arguments, loads configuration, and calls into `api`.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use migration::{Migrator, MigratorTrait};
+
+#[derive(Parser)]
+#[command(
+    name = "stratix",
+    version,
+    about = "GraphQL backend-for-frontend over SQLite or PostgreSQL"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default command).
+    Serve,
+    /// Apply or revert migrations.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// Validate the schema: tables, columns, indexes, triggers and row-level security.
+    Check,
+}
+
+#[derive(Subcommand)]
+enum MigrateAction {
+    /// Apply pending migrations (all, or the next N).
+    Up {
+        #[arg(short = 'n', long)]
+        steps: Option<u32>,
+    },
+    /// Revert applied migrations (all, or the last N).
+    Down {
+        #[arg(short = 'n', long)]
+        steps: Option<u32>,
+    },
+    /// List migrations and whether each is applied.
+    Status,
+    /// Drop every table, then apply all migrations.
+    Fresh,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,sea_orm_migration=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()).await {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = api::Config::from_env()?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => api::serve(config).await?,
+        Command::Migrate { action } => migrate(&config, action).await?,
+        Command::Check => {
+            let db = api::db::connect(&config.database_url)
+                .await
+                .context("cannot open the database")?;
+            let report = api::ops::check::run(&db).await?;
+            print!("{report}");
+            if !report.passed() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn migrate(config: &api::Config, action: MigrateAction) -> anyhow::Result<()> {
+    let db = api::db::connect_for_migrations(&config.database_url)
+        .await
+        .with_context(|| format!("cannot open {}", api::redact(&config.database_url)))?;
+    match action {
+        MigrateAction::Up { steps } => Migrator::up(&db, steps).await?,
+        MigrateAction::Down { steps } => Migrator::down(&db, steps).await?,
+        MigrateAction::Fresh => Migrator::fresh(&db).await?,
+        MigrateAction::Status => {
+            for migration in Migrator::get_migration_with_status(&db).await? {
+                println!("{:?}\t{}", migration.status(), migration.name());
+            }
+        }
+    }
+    Ok(())
+}

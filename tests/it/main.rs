@@ -1,0 +1,5 @@
+//! Stratix's integration tests: one binary, every test on SQLite and on PostgreSQL.
+#![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+
+mod common;
+mod schema;
