@@ -28,6 +28,34 @@ enum Command {
     },
     /// Validate the schema: tables, columns, indexes, triggers and row-level security.
     Check,
+    /// Print the GraphQL schema (SDL); `schema.graphql` is its output.
+    Schema,
+    /// Mint a development token signed with `JWT_SECRET`.
+    Token {
+        /// The subject: a user id (or a label, for `service_role`).
+        #[arg(long)]
+        sub: String,
+        /// The role claim.
+        #[arg(long, default_value = "authenticated")]
+        role: String,
+        /// How long the token lives: `30s`, `15m`, `1h`, `7d`.
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        ttl: chrono::Duration,
+    },
+}
+
+fn parse_ttl(text: &str) -> Result<chrono::Duration, String> {
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not like 30s, 15m, 1h or 7d"))?;
+    match unit {
+        "s" => Ok(chrono::Duration::seconds(n)),
+        "m" => Ok(chrono::Duration::minutes(n)),
+        "h" => Ok(chrono::Duration::hours(n)),
+        "d" => Ok(chrono::Duration::days(n)),
+        _ => Err(format!("{text:?} is not like 30s, 15m, 1h or 7d")),
+    }
 }
 
 #[derive(Subcommand)]
@@ -71,6 +99,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => api::serve(config).await?,
         Command::Migrate { action } => migrate(&config, action).await?,
+        Command::Schema => print!(
+            "{}",
+            api::graphql::schema(api::graphql::Limits::default())?.sdl()
+        ),
+        Command::Token { sub, role, ttl } => {
+            let secret = config
+                .jwt_secret
+                .context("JWT_SECRET must be set to mint a token")?;
+            let now = chrono::Utc::now();
+            let claims = api::auth::jwt::Claims {
+                sub,
+                role,
+                aud: api::auth::jwt::AUDIENCE.to_owned(),
+                exp: (now + ttl).timestamp(),
+                iat: Some(now.timestamp()),
+                nbf: None,
+            };
+            println!("{}", api::auth::jwt::mint(secret.as_bytes(), &claims)?);
+        }
         Command::Check => {
             let db = api::db::connect(&config.database_url)
                 .await

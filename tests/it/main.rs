@@ -2,4 +2,5 @@
 #![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 mod common;
+mod graphql;
 mod schema;

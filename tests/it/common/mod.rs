@@ -1,6 +1,8 @@
 //! Test support: a fresh database per test on each backend, migrated by the production
 //! migrations.
 
+pub mod app;
+pub mod fixtures;
 pub mod postgres;
 
 use std::sync::Once;

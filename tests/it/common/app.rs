@@ -1,0 +1,117 @@
+//! The production router over a test database, driven in-process.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+use super::TestDb;
+
+/// The secret test tokens are signed with.
+pub const SECRET: &[u8] = b"test-secret-for-stratix";
+
+/// The app under test: the real router, the real schema, a fresh database.
+pub struct TestApp {
+    /// The database (migrated).
+    pub t: TestDb,
+    router: Router,
+}
+
+/// A GraphQL response: status, body.
+pub struct Reply {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The JSON body.
+    pub body: Value,
+}
+
+impl Reply {
+    /// `data`, after asserting there are no errors.
+    pub fn data(&self) -> &Value {
+        assert!(
+            self.body.get("errors").is_none(),
+            "unexpected errors: {}",
+            self.body
+        );
+        &self.body["data"]
+    }
+
+    /// The first error's `extensions.code`.
+    pub fn code(&self) -> &str {
+        self.body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or_default()
+    }
+
+    /// The first error's message.
+    pub fn message(&self) -> &str {
+        self.body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+    }
+
+    /// How many SQL statements the request ran.
+    pub fn statements(&self) -> u64 {
+        self.body["extensions"]["sqlStatements"]
+            .as_u64()
+            .unwrap_or(u64::MAX)
+    }
+}
+
+impl TestApp {
+    /// Migrates `t` and builds the app over it.
+    pub async fn new(t: TestDb) -> Self {
+        let t = t.migrated().await;
+        let keys = api::auth::Keys {
+            jwt_secret: SECRET.to_vec(),
+        };
+        let router = api::router(api::build_state(t.db.clone(), keys).unwrap());
+        Self { t, router }
+    }
+
+    /// A token with `role` and `sub`, valid for an hour.
+    pub fn token(role: &str, sub: &str) -> String {
+        let now = chrono::Utc::now();
+        let claims = api::auth::jwt::Claims {
+            sub: sub.to_owned(),
+            role: role.to_owned(),
+            aud: api::auth::jwt::AUDIENCE.to_owned(),
+            exp: (now + chrono::Duration::hours(1)).timestamp(),
+            iat: Some(now.timestamp()),
+            nbf: None,
+        };
+        api::auth::jwt::mint(SECRET, &claims).unwrap()
+    }
+
+    /// A `service_role` token.
+    pub fn service() -> String {
+        Self::token("service_role", "service")
+    }
+
+    /// Sends one HTTP request to the router.
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 16 << 20)
+            .await
+            .unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply { status, body }
+    }
+
+    /// POSTs a GraphQL operation with an optional bearer token.
+    pub async fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Reply {
+        let mut request = Request::post("/graphql").header("content-type", "application/json");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let body = json!({ "query": query, "variables": variables }).to_string();
+        self.send(request.body(Body::from(body)).unwrap()).await
+    }
+
+    /// POSTs a GraphQL operation as `service_role`.
+    pub async fn query(&self, query: &str, variables: Value) -> Reply {
+        self.graphql(Some(&Self::service()), query, variables).await
+    }
+}
