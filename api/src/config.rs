@@ -20,6 +20,13 @@ pub struct Config {
     /// `JWT_SECRET`: the HS256 secret user tokens are signed with. Unset means development
     /// mode: a random secret for this process, printed with a ready token.
     pub jwt_secret: Option<String>,
+    /// `JWT_JWKS`: a JSON Web Key Set file with the ES256/RS256 keys user tokens may be
+    /// signed with (Supabase's asymmetric signing keys).
+    pub jwt_jwks: Option<std::path::PathBuf>,
+    /// `SHOPIFY_API_KEY`: the app's API key, the audience of Shopify session tokens.
+    pub shopify_api_key: Option<String>,
+    /// `SHOPIFY_API_SECRET`: the app's API secret, which signs Shopify session tokens.
+    pub shopify_api_secret: Option<String>,
 }
 
 impl Config {
@@ -31,11 +38,49 @@ impl Config {
         let listen = listen
             .parse()
             .with_context(|| format!("STRATIX_LISTEN={listen:?} is not a socket address"))?;
-        let jwt_secret = std::env::var("JWT_SECRET").ok().filter(|s| !s.is_empty());
+        let var = |name: &str| std::env::var(name).ok().filter(|s| !s.is_empty());
         Ok(Self {
             database_url,
             listen,
-            jwt_secret,
+            jwt_secret: var("JWT_SECRET"),
+            jwt_jwks: var("JWT_JWKS").map(Into::into),
+            shopify_api_key: var("SHOPIFY_API_KEY"),
+            shopify_api_secret: var("SHOPIFY_API_SECRET"),
+        })
+    }
+
+    /// The keys credentials are verified with; without `JWT_SECRET`, `development` supplies
+    /// a secret.
+    pub fn keys(&self, development: Option<&str>) -> anyhow::Result<crate::auth::Keys> {
+        let jwks = match &self.jwt_jwks {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading JWT_JWKS {}", path.display()))?;
+                Some(
+                    serde_json::from_str(&text)
+                        .with_context(|| format!("JWT_JWKS {} is not a JWK set", path.display()))?,
+                )
+            }
+        };
+        let secret = self
+            .jwt_secret
+            .as_deref()
+            .or(development)
+            .unwrap_or_default();
+        Ok(crate::auth::Keys {
+            user: crate::auth::jwt::UserKeys {
+                secret: secret.as_bytes().to_vec(),
+                jwks,
+            },
+            shopify: crate::auth::shopify::ShopifyKeys {
+                api_key: self.shopify_api_key.clone().unwrap_or_default(),
+                api_secret: self
+                    .shopify_api_secret
+                    .clone()
+                    .unwrap_or_default()
+                    .into_bytes(),
+            },
         })
     }
 }

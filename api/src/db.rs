@@ -72,3 +72,100 @@ pub fn backend_name(db: &DatabaseConnection) -> &'static str {
         _ => "other",
     }
 }
+
+/// The PostgreSQL role requests run as: not the tables' owner, no BYPASSRLS, so the
+/// row-level security policies filter every statement (created by the migrations).
+pub use migration::APP_ROLE;
+
+/// The database as one request uses it.
+///
+/// On PostgreSQL, one transaction per request that runs as [`APP_ROLE`] with the
+/// principal's claims in `request.jwt.claims` (Supabase's convention), so the policies
+/// apply to everything the request does: the second wall behind the API's own scoping.
+/// On SQLite (no row-level security), the pool.
+#[derive(Clone)]
+pub enum RequestDb {
+    /// The pool, as is.
+    Pool(DatabaseConnection),
+    /// The request's transaction.
+    Transaction(Arc<sea_orm::DatabaseTransaction>),
+}
+
+impl RequestDb {
+    /// Starts a request on `pool` with these claims.
+    pub async fn begin(
+        pool: &DatabaseConnection,
+        claims: &serde_json::Value,
+    ) -> Result<Self, DbErr> {
+        use sea_orm::{ConnectionTrait as _, TransactionTrait as _};
+        if pool.get_database_backend() != DbBackend::Postgres {
+            return Ok(Self::Pool(pool.clone()));
+        }
+        let txn = pool.begin().await?;
+        // One round trip for both settings; `true` keeps them to this transaction.
+        txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT set_config('request.jwt.claims', $1, true), set_config('role', $2, true)",
+            [claims.to_string().into(), APP_ROLE.into()],
+        ))
+        .await?;
+        Ok(Self::Transaction(Arc::new(txn)))
+    }
+
+    /// Ends the request: commits when `commit` (and nothing else holds the transaction),
+    /// rolls back otherwise.
+    pub async fn finish(self, commit: bool) -> Result<(), DbErr> {
+        match self {
+            Self::Pool(_) => Ok(()),
+            Self::Transaction(txn) => match Arc::try_unwrap(txn) {
+                Ok(txn) if commit => txn.commit().await,
+                Ok(txn) => txn.rollback().await,
+                Err(_) => Err(DbErr::Custom("request transaction still in use".to_owned())),
+            },
+        }
+    }
+}
+
+#[sea_orm::prelude::async_trait::async_trait]
+impl sea_orm::ConnectionTrait for RequestDb {
+    fn get_database_backend(&self) -> DbBackend {
+        match self {
+            Self::Pool(db) => db.get_database_backend(),
+            Self::Transaction(txn) => txn.get_database_backend(),
+        }
+    }
+
+    async fn execute_raw(&self, stmt: sea_orm::Statement) -> Result<sea_orm::ExecResult, DbErr> {
+        match self {
+            Self::Pool(db) => db.execute_raw(stmt).await,
+            Self::Transaction(txn) => txn.execute_raw(stmt).await,
+        }
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<sea_orm::ExecResult, DbErr> {
+        match self {
+            Self::Pool(db) => db.execute_unprepared(sql).await,
+            Self::Transaction(txn) => txn.execute_unprepared(sql).await,
+        }
+    }
+
+    async fn query_one_raw(
+        &self,
+        stmt: sea_orm::Statement,
+    ) -> Result<Option<sea_orm::QueryResult>, DbErr> {
+        match self {
+            Self::Pool(db) => db.query_one_raw(stmt).await,
+            Self::Transaction(txn) => txn.query_one_raw(stmt).await,
+        }
+    }
+
+    async fn query_all_raw(
+        &self,
+        stmt: sea_orm::Statement,
+    ) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
+        match self {
+            Self::Pool(db) => db.query_all_raw(stmt).await,
+            Self::Transaction(txn) => txn.query_all_raw(stmt).await,
+        }
+    }
+}

@@ -14,10 +14,11 @@ use axum::{Json, Router};
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 
-use crate::auth::{self, Keys};
-use crate::db::{backend_name, count_statements};
+use crate::auth::{self, Credentials, Keys};
+use crate::db::{RequestDb, backend_name, count_statements};
 use crate::error::ApiError;
 use crate::graphql::{Limits, RequestContext, batch_loader};
+use crate::store::Scope;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -30,6 +31,9 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     /// The request limits.
     pub limits: Limits,
+    /// Whether the API scopes reads by the principal. Always true in service; tests turn
+    /// it off to show that PostgreSQL's row-level security still filters every row.
+    pub api_scoping: bool,
 }
 
 /// Builds the router the server and the tests use.
@@ -95,41 +99,55 @@ async fn graphql_get(
 }
 
 async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> Response {
-    let principal = match auth::authenticate(&state.keys, headers) {
-        Ok(principal) => principal,
-        Err(error) => return unauthenticated(&error),
+    let authenticated = match Credentials::from_headers(headers) {
+        Ok(credentials) => auth::authenticate(&state.keys, &state.db, &credentials).await,
+        Err(error) => Err(error),
+    };
+    let principal = match authenticated {
+        Ok(authenticated) => authenticated.principal,
+        Err(error @ ApiError::Unauthenticated(_)) => return unauthenticated(&error),
+        Err(error) => return error_response(StatusCode::OK, &error),
+    };
+    let scope = match auth::scope_of(&state.db, &principal).await {
+        Ok(scope) if state.api_scoping => scope,
+        Ok(_) => Scope::Service,
+        Err(error) => return error_response(StatusCode::OK, &error),
+    };
+    let db = match RequestDb::begin(&state.db, &principal.claims()).await {
+        Ok(db) => db,
+        Err(error) => return error_response(StatusCode::OK, &ApiError::from(error)),
+    };
+    let prepare = |request: async_graphql::Request| {
+        request
+            .data(RequestContext {
+                db: db.clone(),
+                scope: scope.clone(),
+                principal: principal.clone(),
+            })
+            .data(batch_loader(db.clone(), scope.clone()))
+    };
+    let batch = match batch {
+        BatchRequest::Single(request) => BatchRequest::Single(prepare(request)),
+        BatchRequest::Batch(requests) => {
+            BatchRequest::Batch(requests.into_iter().map(prepare).collect())
+        }
     };
     let counter = Arc::new(AtomicUsize::new(0));
-    let response = count_statements(counter.clone(), async {
-        let scope = match auth::scope_of(&state.db, &principal).await {
-            Ok(scope) => scope,
-            Err(error) => return Err(error),
-        };
-        let prepare = |request: async_graphql::Request| {
-            request
-                .data(RequestContext {
-                    db: state.db.clone(),
-                    scope: scope.clone(),
-                })
-                .data(batch_loader(state.db.clone(), scope.clone()))
-        };
-        let batch = match batch {
-            BatchRequest::Single(request) => BatchRequest::Single(prepare(request)),
-            BatchRequest::Batch(requests) => {
-                BatchRequest::Batch(requests.into_iter().map(prepare).collect())
-            }
-        };
-        Ok(state.schema.execute_batch(batch).await)
-    })
-    .await;
-    let statements = counter.load(Ordering::Relaxed);
+    let response = count_statements(counter.clone(), state.schema.execute_batch(batch)).await;
+    let ok = match &response {
+        BatchResponse::Single(r) => r.is_ok(),
+        BatchResponse::Batch(rs) => rs.iter().all(|r| r.is_ok()),
+    };
+    if let Err(error) = db.finish(ok).await {
+        return error_response(StatusCode::OK, &ApiError::from(error));
+    }
     match response {
-        Ok(BatchResponse::Single(response)) => {
-            let response = response.extension("sqlStatements", Value::from(statements));
-            GraphQLResponse::from(response).into_response()
+        BatchResponse::Single(response) => {
+            let statements = counter.load(Ordering::Relaxed);
+            GraphQLResponse::from(response.extension("sqlStatements", Value::from(statements)))
+                .into_response()
         }
-        Ok(batch) => GraphQLResponse::from(batch).into_response(),
-        Err(error) => error_response(StatusCode::OK, &error),
+        batch => GraphQLResponse::from(batch).into_response(),
     }
 }
 

@@ -56,6 +56,7 @@ pub fn build_state(db: DatabaseConnection, keys: auth::Keys) -> anyhow::Result<A
         schema,
         keys: std::sync::Arc::new(keys),
         limits,
+        api_scoping: true,
     })
 }
 
@@ -63,9 +64,7 @@ pub fn build_state(db: DatabaseConnection, keys: auth::Keys) -> anyhow::Result<A
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let db = open_database(&config).await?;
     let keys = match &config.jwt_secret {
-        Some(secret) => auth::Keys {
-            jwt_secret: secret.as_bytes().to_vec(),
-        },
+        Some(_) => config.keys(None)?,
         None => development_keys(&config)?,
     };
     let app = router(build_state(db.clone(), keys)?);
@@ -121,7 +120,5 @@ fn development_keys(config: &Config) -> anyhow::Result<auth::Keys> {
         "development mode (no JWT_SECRET): GraphiQL at http://{}/ with header\n  Authorization: Bearer {token}",
         config.listen
     );
-    Ok(auth::Keys {
-        jwt_secret: secret.into_bytes(),
-    })
+    config.keys(Some(&secret))
 }

@@ -19,8 +19,10 @@ mod m20261122_000007_create_distribution;
 mod m20261122_000008_create_new_user_effects;
 mod m20261122_000009_create_updated_at_triggers;
 mod m20261122_000010_create_row_level_security;
+mod m20261122_000011_create_app_role;
 
 pub use ddl::{SQLITE_NEW_UUID, SQLITE_NOW};
+pub use m20261122_000011_create_app_role::APP_ROLE;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -39,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000008_create_new_user_effects::Migration),
             Box::new(m20261122_000009_create_updated_at_triggers::Migration),
             Box::new(m20261122_000010_create_row_level_security::Migration),
+            Box::new(m20261122_000011_create_app_role::Migration),
         ]
     }
 }

@@ -1,16 +1,95 @@
 //! Who is asking: credentials in, a [`Principal`] out, and the row [`Scope`] it reads with.
 //!
-//! A request without credentials is anonymous; a request with credentials that do not
-//! verify is refused (`UNAUTHENTICATED`), never downgraded to anonymous.
+//! Credentials come as `Authorization: Bearer <token>` (a user JWT or a Shopify session
+//! token) or `x-api-key`, over HTTP or in a WebSocket's `connection_init` payload. None
+//! means anonymous; credentials that do not verify are refused (`UNAUTHENTICATED`), never
+//! downgraded to anonymous.
 
+pub mod api_keys;
 pub mod jwt;
+pub mod passwords;
+pub mod shopify;
 
 use axum::http::HeaderMap;
+use chrono::{DateTime, Utc};
+use entity::shopify::shops;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use serde_json::json;
 use uuid::Uuid;
+
+pub use api_keys::KeyScope;
 
 use crate::error::ApiError;
 use crate::store::Scope;
+
+/// The keys credentials are checked against.
+#[derive(Clone, Default)]
+pub struct Keys {
+    /// User tokens: `JWT_SECRET` and `JWT_JWKS`.
+    pub user: jwt::UserKeys,
+    /// Shopify session tokens: `SHOPIFY_API_KEY` / `SHOPIFY_API_SECRET`.
+    pub shopify: shopify::ShopifyKeys,
+}
+
+/// Credentials as presented, not yet checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credentials {
+    /// Nothing.
+    None,
+    /// A bearer token.
+    Bearer(String),
+    /// An API key.
+    ApiKey(String),
+}
+
+impl Credentials {
+    /// From HTTP headers.
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
+        if let Some(key) = headers.get("x-api-key") {
+            let key = key
+                .to_str()
+                .map_err(|_| ApiError::Unauthenticated("x-api-key is not text".to_owned()))?;
+            return Ok(Self::ApiKey(key.trim().to_owned()));
+        }
+        match headers.get(axum::http::header::AUTHORIZATION) {
+            None => Ok(Self::None),
+            Some(value) => Self::from_authorization(value.to_str().unwrap_or_default()),
+        }
+    }
+
+    /// From a WebSocket `connection_init` payload: `{"Authorization": "Bearer ..."}`,
+    /// `{"token": "..."}` or `{"x-api-key": "..."}` (header names in any case).
+    pub fn from_payload(payload: &serde_json::Value) -> Result<Self, ApiError> {
+        let Some(object) = payload.as_object() else {
+            return Ok(Self::None);
+        };
+        let get = |name: &str| {
+            object
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .and_then(|(_, v)| v.as_str())
+        };
+        if let Some(key) = get("x-api-key") {
+            return Ok(Self::ApiKey(key.trim().to_owned()));
+        }
+        if let Some(token) = get("token") {
+            return Ok(Self::Bearer(token.trim().to_owned()));
+        }
+        match get("authorization") {
+            Some(value) => Self::from_authorization(value),
+            None => Ok(Self::None),
+        }
+    }
+
+    fn from_authorization(value: &str) -> Result<Self, ApiError> {
+        value
+            .strip_prefix("Bearer ")
+            .map(|token| Self::Bearer(token.trim().to_owned()))
+            .ok_or_else(|| {
+                ApiError::Unauthenticated("Authorization must be `Bearer <token>`".to_owned())
+            })
+    }
+}
 
 /// An authenticated caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,38 +98,101 @@ pub enum Principal {
     Anonymous,
     /// `service_role`: everything.
     Service,
-    /// A user (`users.id`).
-    User(Uuid),
+    /// A user (`users.id`), through a JWT (all scopes) or an API key (its scopes).
+    User {
+        /// `users.id`.
+        id: Uuid,
+        /// What the credential allows.
+        scopes: Vec<KeyScope>,
+    },
+    /// A Shopify shop, through a session token.
+    Shop {
+        /// `shops.id`.
+        id: Uuid,
+    },
 }
 
-/// The secrets credentials are checked against.
-#[derive(Clone)]
-pub struct Keys {
-    /// `JWT_SECRET`.
-    pub jwt_secret: Vec<u8>,
+impl Principal {
+    /// Whether the principal may write (run mutations other than sign-up / sign-in).
+    pub fn may_write(&self) -> bool {
+        match self {
+            Self::Anonymous => false,
+            Self::Service | Self::Shop { .. } => true,
+            Self::User { scopes, .. } => scopes.contains(&KeyScope::Write),
+        }
+    }
+
+    /// The claims PostgreSQL's policies read (`request.jwt.claims`).
+    pub fn claims(&self) -> serde_json::Value {
+        match self {
+            Self::Anonymous => json!({ "role": "anon" }),
+            Self::Service => json!({ "role": "service_role" }),
+            Self::User { id, .. } => json!({ "role": "authenticated", "sub": id }),
+            Self::Shop { id } => json!({ "role": "authenticated", "shop_id": id }),
+        }
+    }
 }
 
-/// Reads the principal from the request headers (`Authorization: Bearer ...`).
-pub fn authenticate(keys: &Keys, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
-        return Ok(Principal::Anonymous);
+/// A verified caller and how long its credentials last.
+#[derive(Clone, Debug)]
+pub struct Authenticated {
+    /// Who.
+    pub principal: Principal,
+    /// When the credentials stop being valid (tokens), if they do.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Checks `credentials`. `db` is used with the service's own rights (API keys, shops).
+pub async fn authenticate<C: ConnectionTrait>(
+    keys: &Keys,
+    db: &C,
+    credentials: &Credentials,
+) -> Result<Authenticated, ApiError> {
+    let anonymous = Authenticated {
+        principal: Principal::Anonymous,
+        expires_at: None,
     };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            ApiError::Unauthenticated("Authorization must be `Bearer <token>`".to_owned())
-        })?;
-    principal_of(&jwt::verify(&keys.jwt_secret, token.trim())?)
-}
-
-fn principal_of(claims: &jwt::Claims) -> Result<Principal, ApiError> {
-    match claims.role.as_str() {
-        "service_role" => Ok(Principal::Service),
-        _ => Uuid::parse_str(&claims.sub)
-            .map(Principal::User)
-            .map_err(|_| ApiError::Unauthenticated("the token's sub is not a user id".to_owned())),
+    match credentials {
+        Credentials::None => Ok(anonymous),
+        Credentials::ApiKey(key) => {
+            let (id, scopes) = api_keys::verify(db, key).await?;
+            Ok(Authenticated {
+                principal: Principal::User { id, scopes },
+                expires_at: None,
+            })
+        }
+        Credentials::Bearer(token) if shopify::looks_like_session_token(token) => {
+            let (domain, exp) = shopify::verify(&keys.shopify, token)?;
+            let shop = shops::Entity::find()
+                .select_only()
+                .column(shops::Column::Id)
+                .filter(shops::Column::Domain.eq(domain))
+                .filter(shops::Column::UninstalledAt.is_null())
+                .into_tuple::<Uuid>()
+                .one(db)
+                .await?
+                .ok_or_else(|| ApiError::Unauthenticated("the shop is not installed".to_owned()))?;
+            Ok(Authenticated {
+                principal: Principal::Shop { id: shop },
+                expires_at: DateTime::from_timestamp(exp, 0),
+            })
+        }
+        Credentials::Bearer(token) => {
+            let claims = jwt::verify(&keys.user, token)?;
+            let principal = match claims.role.as_str() {
+                "service_role" => Principal::Service,
+                _ => Principal::User {
+                    id: Uuid::parse_str(&claims.sub).map_err(|_| {
+                        ApiError::Unauthenticated("the token's sub is not a user id".to_owned())
+                    })?,
+                    scopes: vec![KeyScope::Read, KeyScope::Write],
+                },
+            };
+            Ok(Authenticated {
+                principal,
+                expires_at: DateTime::from_timestamp(claims.exp, 0),
+            })
+        }
     }
 }
 
@@ -63,7 +205,8 @@ pub async fn scope_of<C: ConnectionTrait>(
     Ok(match principal {
         Principal::Anonymous => Scope::Nobody,
         Principal::Service => Scope::Service,
-        Principal::User(id) => {
+        Principal::Shop { id } => Scope::Shop { id: *id },
+        Principal::User { id, .. } => {
             let distributors = user_profiles::Entity::find()
                 .select_only()
                 .column(user_profiles::Column::DistributorId)

@@ -8,9 +8,9 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
-use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
+use crate::db::RequestDb;
 use crate::error::ApiError;
 use crate::store::{
     self, AggregateQuery, AggregateRow, Columns, Filter, ListQuery, PageRows, Parents, Row, Scope,
@@ -124,7 +124,7 @@ pub enum Loaded {
 
 /// Loads keys for one request, with that request's scope.
 pub struct BatchLoader {
-    db: DatabaseConnection,
+    db: RequestDb,
     scope: Scope,
 }
 
@@ -133,7 +133,7 @@ pub type Batches = DataLoader<BatchLoader, HashMapCache>;
 
 impl BatchLoader {
     /// A loader over `db` that reads what `scope` may see.
-    pub fn new(db: DatabaseConnection, scope: Scope) -> Self {
+    pub fn new(db: RequestDb, scope: Scope) -> Self {
         Self { db, scope }
     }
 

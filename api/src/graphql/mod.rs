@@ -18,7 +18,6 @@ use async_graphql::dataloader::{DataLoader, HashMapCache};
 use async_graphql::dynamic::{
     Field, FieldFuture, InputValue, Object, Schema, SchemaError, TypeRef,
 };
-use sea_orm::DatabaseConnection;
 
 pub use limits::Limits;
 use loaders::BatchLoader;
@@ -26,19 +25,23 @@ pub use loaders::Batches;
 use model::model;
 use resolve::run;
 
+use crate::auth::Principal;
+use crate::db::RequestDb;
 use crate::store::Scope;
 
 /// What every resolver of one request reads: the database and who is asking.
 pub struct RequestContext {
-    /// The connection pool.
-    pub db: DatabaseConnection,
+    /// The request's database (on PostgreSQL, its transaction under row-level security).
+    pub db: RequestDb,
     /// The principal's row visibility.
     pub scope: Scope,
+    /// Who is asking.
+    pub principal: Principal,
 }
 
 /// The request's batch loader. Batches wait a moment for siblings; prefetching makes the
 /// batches of a query's relations independent of that wait.
-pub fn batch_loader(db: DatabaseConnection, scope: Scope) -> Batches {
+pub fn batch_loader(db: RequestDb, scope: Scope) -> Batches {
     DataLoader::with_cache(
         BatchLoader::new(db, scope),
         |task| {

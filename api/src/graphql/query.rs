@@ -330,6 +330,14 @@ pub fn object_columns<'a>(
     columns
 }
 
+/// Whether a connection selection reads its rows at all (`totalCount` and aggregates
+/// alone do not).
+pub fn needs_rows(connection: &SelectionField<'_>) -> bool {
+    connection
+        .selection_set()
+        .any(|f| matches!(f.name(), "nodes" | "edges" | "pageInfo"))
+}
+
 /// The object selections inside a connection selection (`nodes { .. }`, `edges { node { .. } }`).
 pub fn node_selections<'a>(connection: &SelectionField<'a>) -> Vec<SelectionField<'a>> {
     let mut out = Vec::new();

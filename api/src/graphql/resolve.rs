@@ -174,7 +174,8 @@ pub fn prefetch<'a>(
                     .iter()
                     .filter_map(|r| relation_id(gql, relation, r))
                     .collect();
-                let keys = ids.iter().map(|&id| Key {
+                let skip_rows = rel.kind == RelationKind::HasMany && !query::needs_rows(&field);
+                let keys = ids.iter().filter(|_| !skip_rows).map(|&id| Key {
                     spec: spec.clone(),
                     id,
                 });
@@ -293,13 +294,17 @@ pub async fn relation<'a>(
     let field = ctx.ctx.field();
     let spec = relation_spec(gql, relation, &field)?;
     let rel = &gql.table().relations[relation];
-    let value = batches(ctx.ctx)?
-        .load_one(Key {
-            spec: spec.clone(),
-            id,
-        })
-        .await
-        .map_err(loaded)?;
+    let value = if rel.kind == RelationKind::HasMany && !query::needs_rows(&field) {
+        Some(Loaded::Page(Arc::default()))
+    } else {
+        batches(ctx.ctx)?
+            .load_one(Key {
+                spec: spec.clone(),
+                id,
+            })
+            .await
+            .map_err(loaded)?
+    };
     Ok(match (value, rel.kind) {
         (Some(Loaded::Row(Some(row))), _) => Some(FieldValue::owned_any(row)),
         (Some(Loaded::Page(page)), RelationKind::HasOne) => {

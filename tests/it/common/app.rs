@@ -8,8 +8,12 @@ use tower::ServiceExt as _;
 
 use super::TestDb;
 
-/// The secret test tokens are signed with.
+/// The secret test user tokens are signed with.
 pub const SECRET: &[u8] = b"test-secret-for-stratix";
+/// The Shopify app's API key in tests.
+pub const SHOPIFY_KEY: &str = "test-shopify-api-key";
+/// The Shopify app's API secret in tests.
+pub const SHOPIFY_SECRET: &[u8] = b"test-shopify-api-secret";
 
 /// The app under test: the real router, the real schema, a fresh database.
 pub struct TestApp {
@@ -64,7 +68,14 @@ impl TestApp {
     pub async fn new(t: TestDb) -> Self {
         let t = t.migrated().await;
         let keys = api::auth::Keys {
-            jwt_secret: SECRET.to_vec(),
+            user: api::auth::jwt::UserKeys {
+                secret: SECRET.to_vec(),
+                jwks: None,
+            },
+            shopify: api::auth::shopify::ShopifyKeys {
+                api_key: SHOPIFY_KEY.to_owned(),
+                api_secret: SHOPIFY_SECRET.to_vec(),
+            },
         };
         let router = api::router(api::build_state(t.db.clone(), keys).unwrap());
         Self { t, router }

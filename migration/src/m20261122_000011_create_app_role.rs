@@ -1,0 +1,53 @@
+//! The role the service runs requests as (PostgreSQL): `stratix_app`, which neither owns
+//! the tables nor bypasses row-level security, so every policy applies to it. The service
+//! switches to it per transaction (`set_config('role', ...)`) or logs in as it directly.
+//!
+//! Roles belong to the whole cluster, so `up` creates it only if missing and `down`
+//! revokes what `up` granted, dropping the role only when no other database still uses it.
+
+use sea_orm_migration::prelude::*;
+
+use crate::catalog::TABLES;
+use crate::ddl::postgres_only;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+/// The role's name.
+pub const APP_ROLE: &str = "stratix_app";
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let tables = TABLES.iter().map(|t| t.name).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "DO $$ BEGIN
+                 IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+                     CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+                 END IF;
+             END $$;
+             GRANT {APP_ROLE} TO CURRENT_USER;
+             DO $$ BEGIN
+                 EXECUTE format('GRANT USAGE ON SCHEMA %I TO {APP_ROLE}', current_schema());
+             END $$;
+             GRANT SELECT, INSERT, UPDATE, DELETE ON {tables} TO {APP_ROLE};"
+        );
+        postgres_only(manager, &sql).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let tables = TABLES.iter().map(|t| t.name).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "REVOKE ALL ON {tables} FROM {APP_ROLE};
+             DO $$ BEGIN
+                 EXECUTE format('REVOKE USAGE ON SCHEMA %I FROM {APP_ROLE}', current_schema());
+                 BEGIN
+                     DROP ROLE {APP_ROLE};
+                 EXCEPTION WHEN dependent_objects_still_exist OR object_in_use THEN
+                     RAISE NOTICE '{APP_ROLE} is still used by another database; kept';
+                 END;
+             END $$;"
+        );
+        postgres_only(manager, &sql).await
+    }
+}
