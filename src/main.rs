@@ -38,6 +38,10 @@ enum Command {
         /// The role claim.
         #[arg(long, default_value = "authenticated")]
         role: String,
+        /// Mint a Shopify session token for this shop (`x.myshopify.com`) instead, signed
+        /// with `SHOPIFY_API_SECRET` for `SHOPIFY_API_KEY`.
+        #[arg(long)]
+        shop: Option<String>,
         /// How long the token lives: `30s`, `15m`, `1h`, `7d`.
         #[arg(long, default_value = "1h", value_parser = parse_ttl)]
         ttl: chrono::Duration,
@@ -103,11 +107,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             "{}",
             api::graphql::schema(api::graphql::Limits::default())?.sdl()
         ),
-        Command::Token { sub, role, ttl } => {
+        Command::Token {
+            sub,
+            role,
+            shop,
+            ttl,
+        } => {
+            let now = chrono::Utc::now();
+            if let Some(shop) = shop {
+                let keys = config.keys(None)?;
+                println!(
+                    "{}",
+                    api::auth::shopify::mint(&keys.shopify, &shop, &sub, now + ttl)?
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             let secret = config
                 .jwt_secret
                 .context("JWT_SECRET must be set to mint a token")?;
-            let now = chrono::Utc::now();
             let claims = api::auth::jwt::Claims {
                 sub,
                 role,

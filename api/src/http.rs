@@ -123,6 +123,8 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
                 db: db.clone(),
                 scope: scope.clone(),
                 principal: principal.clone(),
+                pool: state.db.clone(),
+                keys: state.keys.clone(),
             })
             .data(batch_loader(db.clone(), scope.clone()))
     };

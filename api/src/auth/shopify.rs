@@ -1,7 +1,8 @@
 //! Shopify session tokens (App Bridge): HS256 signed with the app's API secret, `aud` the
 //! app's API key, `dest` the shop's URL and `iss` its `/admin`.
 
-use jsonwebtoken::{Algorithm, DecodingKey, decode, decode_header};
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, decode, decode_header, encode};
 use serde::Deserialize;
 
 use super::jwt::validation;
@@ -64,4 +65,36 @@ pub fn verify(keys: &ShopifyKeys, token: &str) -> Result<(String, i64), ApiError
         return Err(refuse("iss and dest name different shops"));
     }
     Ok((shop.to_ascii_lowercase(), claims.exp))
+}
+
+/// Mints a session token for `shop` as App Bridge would (for development and scripts).
+pub fn mint(
+    keys: &ShopifyKeys,
+    shop: &str,
+    sub: &str,
+    expires: DateTime<Utc>,
+) -> Result<String, ApiError> {
+    if keys.api_secret.is_empty() || keys.api_key.is_empty() {
+        return Err(ApiError::Internal(
+            "SHOPIFY_API_KEY and SHOPIFY_API_SECRET must be set".to_owned(),
+        ));
+    }
+    let now = Utc::now().timestamp();
+    let claims = serde_json::json!({
+        "iss": format!("https://{shop}/admin"),
+        "dest": format!("https://{shop}"),
+        "aud": keys.api_key,
+        "sub": sub,
+        "exp": expires.timestamp(),
+        "nbf": now,
+        "iat": now,
+        "jti": uuid::Uuid::new_v4().to_string(),
+        "sid": uuid::Uuid::new_v4().to_string(),
+    });
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(&keys.api_secret),
+    )
+    .map_err(|e| ApiError::Internal(format!("signing a session token: {e}")))
 }

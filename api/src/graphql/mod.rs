@@ -6,6 +6,7 @@ mod ids;
 pub mod limits;
 mod loaders;
 mod model;
+mod mutations;
 pub mod names;
 mod query;
 mod resolve;
@@ -37,6 +38,11 @@ pub struct RequestContext {
     pub scope: Scope,
     /// Who is asking.
     pub principal: Principal,
+    /// The pool with the service's own rights, for what the service does on its own
+    /// account (creating an account at sign-up, checking a password).
+    pub pool: sea_orm::DatabaseConnection,
+    /// The keys tokens are signed and checked with.
+    pub keys: std::sync::Arc<crate::auth::Keys>,
 }
 
 /// The request's batch loader. Batches wait a moment for siblings; prefetching makes the
@@ -109,12 +115,13 @@ pub fn schema(limits: Limits) -> Result<Schema, SchemaError> {
     for gql in model() {
         query = query.field(types::root_field(gql));
     }
-    let mut builder = Schema::build("Query", None, None)
+    let mut builder = Schema::build("Query", Some("Mutation"), None)
         .register(query)
         .extension(limits)
         .limit_recursive_depth(64);
     builder = scalars::register(builder);
     builder = types::register_common(builder);
+    builder = mutations::register(builder);
     for gql in model() {
         builder = types::register_table(builder, gql);
     }

@@ -24,7 +24,7 @@ use crate::store::Measure;
 use crate::tables::ValueKind;
 
 /// A field whose value is computed synchronously from the parent.
-fn sync_field(
+pub(super) fn sync_field(
     name: impl Into<String>,
     ty: impl Into<TypeRef>,
     get: impl for<'a> Fn(&'a FieldValue<'a>) -> async_graphql::Result<Option<FieldValue<'a>>>
@@ -38,7 +38,9 @@ fn sync_field(
     })
 }
 
-fn parent<'a, T: std::any::Any>(value: &'a FieldValue<'a>) -> async_graphql::Result<&'a T> {
+pub(super) fn parent<'a, T: std::any::Any>(
+    value: &'a FieldValue<'a>,
+) -> async_graphql::Result<&'a T> {
     value.try_downcast_ref::<T>()
 }
 

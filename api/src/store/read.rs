@@ -46,6 +46,11 @@ impl Columns {
         Self(self.0 | (1 << index))
     }
 
+    /// Every column of `table`.
+    pub fn all(table: &Table) -> Self {
+        (0..table.columns.len()).fold(Self::default(), Self::with)
+    }
+
     /// Whether column `index` is in the set.
     pub fn contains(self, index: usize) -> bool {
         self.0 & (1 << index) != 0

@@ -70,7 +70,7 @@ impl TestApp {
         let keys = api::auth::Keys {
             user: api::auth::jwt::UserKeys {
                 secret: SECRET.to_vec(),
-                jwks: None,
+                jwks: Some(serde_json::from_str(include_str!("../keys/jwks.json")).unwrap()),
             },
             shopify: api::auth::shopify::ShopifyKeys {
                 api_key: SHOPIFY_KEY.to_owned(),
@@ -93,6 +93,36 @@ impl TestApp {
             nbf: None,
         };
         api::auth::jwt::mint(SECRET, &claims).unwrap()
+    }
+
+    /// A Shopify session token for `domain`, as App Bridge would send it; `edit` may change
+    /// the claims first.
+    pub fn shop_token_with(domain: &str, secret: &[u8], edit: impl FnOnce(&mut Value)) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let mut claims = json!({
+            "iss": format!("https://{domain}/admin"),
+            "dest": format!("https://{domain}"),
+            "aud": SHOPIFY_KEY,
+            "sub": "42",
+            "exp": now + 60,
+            "nbf": now - 5,
+            "iat": now - 5,
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "sid": "session",
+        });
+        edit(&mut claims);
+        let key = jsonwebtoken::EncodingKey::from_secret(secret);
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &key,
+        )
+        .unwrap()
+    }
+
+    /// A valid Shopify session token for `domain`.
+    pub fn shop_token(domain: &str) -> String {
+        Self::shop_token_with(domain, SHOPIFY_SECRET, |_| {})
     }
 
     /// A `service_role` token.
