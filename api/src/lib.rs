@@ -65,7 +65,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let db = open_database(&config).await?;
     let keys = match &config.jwt_secret {
         Some(_) => config.keys(None)?,
-        None => development_keys(&config)?,
+        None => development_keys(&config, &db).await?,
     };
     let app = router(build_state(db.clone(), keys)?);
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -99,26 +99,65 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// Development mode (no `JWT_SECRET`): a random secret for this process, and a
-/// `service_role` token printed for GraphiQL and scripts.
-fn development_keys(config: &Config) -> anyhow::Result<auth::Keys> {
+/// The demo tenant development mode signs in as.
+pub const DEMO_EMAIL: &str = "demo@stratix.dev";
+
+/// Development mode (no `JWT_SECRET`): a random secret for this process, a demo user (made
+/// once, with its profile and credits), and ready tokens for it and for `service_role`.
+async fn development_keys(config: &Config, db: &DatabaseConnection) -> anyhow::Result<auth::Keys> {
+    use entity::accounts::users;
+    use sea_orm::{
+        ActiveModelTrait as _, ColumnTrait as _, EntityTrait as _, QueryFilter as _, Set,
+    };
     let secret = format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     );
-    let claims = auth::jwt::Claims {
-        sub: "development".to_owned(),
-        role: "service_role".to_owned(),
-        aud: auth::jwt::AUDIENCE.to_owned(),
-        exp: (chrono::Utc::now() + chrono::Duration::days(1)).timestamp(),
-        iat: Some(chrono::Utc::now().timestamp()),
-        nbf: None,
+    let demo = match users::Entity::find()
+        .filter(users::Column::Email.eq(DEMO_EMAIL))
+        .one(db)
+        .await?
+    {
+        Some(user) => user.id,
+        None => {
+            let now = chrono::Utc::now();
+            users::ActiveModel {
+                id: Set(uuid::Uuid::new_v4()),
+                email: Set(DEMO_EMAIL.to_owned()),
+                name: Set(Some("Demo".to_owned())),
+                password_hash: Set(None),
+                role: Set("user".to_owned()),
+                last_login: Set(None),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }
+            .insert(db)
+            .await?
+            .id
+        }
     };
-    let token = auth::jwt::mint(secret.as_bytes(), &claims)?;
+    let token = |sub: String, role: &str| {
+        let now = chrono::Utc::now();
+        auth::jwt::mint(
+            secret.as_bytes(),
+            &auth::jwt::Claims {
+                sub,
+                role: role.to_owned(),
+                aud: auth::jwt::AUDIENCE.to_owned(),
+                exp: (now + chrono::Duration::days(1)).timestamp(),
+                iat: Some(now.timestamp()),
+                nbf: None,
+            },
+        )
+    };
     eprintln!(
-        "development mode (no JWT_SECRET): GraphiQL at http://{}/ with header\n  Authorization: Bearer {token}",
-        config.listen
+        "development mode (no JWT_SECRET): GraphiQL at http://{}/ with a header\n  \
+         demo user {DEMO_EMAIL}: Authorization: Bearer {}\n  \
+         service_role:             Authorization: Bearer {}",
+        config.listen,
+        token(demo.to_string(), "authenticated")?,
+        token("development".to_owned(), "service_role")?,
     );
     config.keys(Some(&secret))
 }

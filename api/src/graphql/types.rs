@@ -308,12 +308,10 @@ fn row_object(gql: &'static GqlTable) -> Object {
                 .as_ref()
                 .map(|value| FieldValue::value(to_graphql(value))))
         });
-        let doc = if column.name == "id" {
-            Some("The row's uuid.")
-        } else {
-            docs::field(table.name, column.name)
-        };
-        if let Some(doc) = doc {
+        if let Some(doc) = docs::field(table.name, column.name)
+            .map(str::to_owned)
+            .or_else(|| column_doc(column.name))
+        {
             field = field.description(doc);
         }
         object = object.field(field);
@@ -328,15 +326,36 @@ fn row_object(gql: &'static GqlTable) -> Object {
         let mut field = Field::new(name, ty, move |ctx: ResolverContext<'_>| {
             FieldFuture::new(run(async move { relation(&ctx, gql, index).await }))
         });
-        if let Some(doc) = docs::field(table.name, &rel.name) {
-            field = field.description(doc);
-        }
+        field = field.description(relation_doc(rel.kind, &other.type_name));
         if rel.kind == RelationKind::HasMany {
             field = connection_field(field, other);
         }
         object = object.field(field);
     }
     object
+}
+
+/// A description for a column the entity does not document, from its conventional name.
+fn column_doc(column: &str) -> Option<String> {
+    Some(match column {
+        "id" => "The row's uuid.".to_owned(),
+        "created_at" => "When the row was created.".to_owned(),
+        "updated_at" => "When the row last changed (kept by the database).".to_owned(),
+        _ => match column.strip_suffix("_id") {
+            Some(parent) => format!("The uuid of the row's {}.", parent.replace('_', " ")),
+            None => return None,
+        },
+    })
+}
+
+fn relation_doc(kind: RelationKind, other: &str) -> String {
+    match kind {
+        RelationKind::BelongsTo => {
+            format!("The {other} this row points at (null if the caller may not see it).")
+        }
+        RelationKind::HasOne => format!("The {other} that points at this row, if any."),
+        RelationKind::HasMany => format!("The {other} rows that point at this row."),
+    }
 }
 
 fn connection_object(gql: &'static GqlTable) -> Object {
