@@ -4,4 +4,5 @@
 mod auth;
 mod common;
 mod graphql;
+mod isolation;
 mod schema;

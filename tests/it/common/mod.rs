@@ -4,6 +4,7 @@
 pub mod app;
 pub mod fixtures;
 pub mod postgres;
+pub mod world;
 
 use std::sync::Once;
 
