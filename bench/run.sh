@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The read-API benchmark: Stratix next to PostGraphile 5 and the raw SQL, on Stratix's own
+# schema, with the peer harness (PEER_DIR, default /work/shared/peer; called, never copied).
+#
+#   bench/run.sh                                   # workloads a b c, c = 1 16 64, 15 s each
+#   bench/run.sh --duration 5 --concurrency 16 --workloads a      # quick look
+#   bench/run.sh --rounds 1 --wait-quiet 180       # what bench/README.md reports
+#
+# Every argument is passed on to the harness (--concurrency, --duration, --rounds,
+# --wait-quiet, --workloads, --fresh-db, --keep-db, --out, ...; see `$PEER_DIR/run.sh --help`).
+#
+# What it does:
+#   1. cargo build --release (from the repository root, whatever the current directory);
+#   2. the harness builds (once per migrations/seed version; cached under /tmp/peer-cache) a
+#      PostgreSQL database with `stratix migrate up` + bench/stratix-seed.sql; the data-dir key
+#      holds a hash of migration/src/*.rs, so a migration change gets a new database;
+#   3. loads, one after another on the same database: postgraphile (queries adapted to this
+#      schema: bench/queries/postgraphile-stratix/), stratix (`stratix serve`, as the harness's
+#      superuser DATABASE_URL, with a service_role token minted for the run), sql (pgbench).
+#
+# Env: PEER_DIR (the harness), BENCH_STRATIX_LISTEN (default 127.0.0.1:8080), JWT_SECRET (default:
+# a random one per run; the token is minted with it and the server verifies with it),
+# BENCH_SKIP_BUILD=1 (use target/release/stratix as it is: e.g. while the tree does not build).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PEER_DIR="${PEER_DIR:-/work/shared/peer}"
+LISTEN="${BENCH_STRATIX_LISTEN:-127.0.0.1:8080}"
+[ -x "$PEER_DIR/run.sh" ] || { echo "bench/run.sh: no harness at $PEER_DIR (set PEER_DIR)" >&2; exit 1; }
+
+cd "$ROOT"   # the harness runs --schema-cmd in the current directory
+
+# The harness reads PEER_SEED twice: run.sh as the seed file (like --seed), and its wrk script
+# (lib/graphql.lua) as the numeric random seed of the request sequence, where a path makes wrk
+# fail ("bad argument #1 to 'randomseed'"). The seed file is given with --seed below, so a
+# non-numeric PEER_SEED left in the environment is dropped.
+if [ -n "${PEER_SEED:-}" ] && ! [[ "$PEER_SEED" =~ ^[0-9]+$ ]]; then unset PEER_SEED; fi
+if [ "${BENCH_SKIP_BUILD:-0}" = 1 ]; then
+  [ -x target/release/stratix ] || { echo "bench/run.sh: BENCH_SKIP_BUILD=1 but no target/release/stratix" >&2; exit 1; }
+  echo "bench/run.sh: BENCH_SKIP_BUILD=1: using target/release/stratix as built ($(date -r target/release/stratix -u +%FT%TZ))" >&2
+else
+  cargo build --release
+fi
+
+# The migrations define the database: their hash goes into the harness's data-dir key.
+SCHEMA_KEY="$(cat migration/src/*.rs | sha256sum | cut -c1-16)"
+
+# A service_role token for the run: the harness sends it as the Authorization header (checks
+# and wrk). The secret is throwaway unless JWT_SECRET is set.
+JWT_SECRET="${JWT_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
+TOKEN="$(JWT_SECRET="$JWT_SECRET" target/release/stratix token --sub bench --role service_role --ttl 7d)"
+
+exec "$PEER_DIR/run.sh" \
+  --schema-cmd 'target/release/stratix migrate up' \
+  --schema-key "$SCHEMA_KEY" \
+  --seed bench/stratix-seed.sql \
+  --target postgraphile --queries bench/queries/postgraphile-stratix \
+  --target stratix --url "http://$LISTEN/graphql" --queries bench/queries/stratix \
+    --cmd "env JWT_SECRET=$JWT_SECRET STRATIX_LISTEN=$LISTEN target/release/stratix serve" \
+    --auth "Bearer $TOKEN" \
+  --target sql \
+  "$@"
