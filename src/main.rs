@@ -6,6 +6,11 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use migration::{Migrator, MigratorTrait};
 
+/// The service allocates many small, short-lived values per request (rows, GraphQL values);
+/// mimalloc serves them markedly faster than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "stratix",

@@ -123,7 +123,9 @@ impl RequestDb {
                 // A batch still running after a failed request holds it; it rolls back
                 // when the last holder drops it.
                 Err(_) if !commit => Ok(()),
-                Err(_) => Err(DbErr::Custom("request transaction still in use at commit".to_owned())),
+                Err(_) => Err(DbErr::Custom(
+                    "request transaction still in use at commit".to_owned(),
+                )),
             },
         }
     }

@@ -5,8 +5,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql::{BatchRequest, BatchResponse, Executor as _, Value};
+use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLBatchRequest, GraphQLRequest, GraphQLResponse};
-use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{FromRequest as _, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -34,6 +37,8 @@ pub struct AppState {
     /// Whether the API scopes reads by the principal. Always true in service; tests turn
     /// it off to show that PostgreSQL's row-level security still filters every row.
     pub api_scoping: bool,
+    /// The realtime broker: subscriptions, and (on SQLite) the writes mutations publish.
+    pub realtime: crate::realtime::Broker,
 }
 
 /// Builds the router the server and the tests use.
@@ -78,13 +83,22 @@ async fn graphql_post(
     execute(&state, &headers, batch).await
 }
 
-/// `GET /graphql?query=...`: queries only; a mutation must be POSTed.
+/// `GET /graphql`: a WebSocket upgrade for subscriptions (see `realtime::socket`), or
+/// `?query=...` for queries only; a mutation must be POSTed.
 async fn graphql_get(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    request: GraphQLRequest,
+    websocket: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    request: axum::extract::Request,
 ) -> Response {
-    let request = request.into_inner();
+    if let Ok(websocket) = websocket {
+        let headers = request.headers().clone();
+        return crate::realtime::socket::upgrade(websocket, &headers, state);
+    }
+    let headers = request.headers().clone();
+    let request = match GraphQLRequest::<GraphQLRejection>::from_request(request, &state).await {
+        Ok(request) => request.into_inner(),
+        Err(rejection) => return rejection.into_response(),
+    };
     let mutation = async_graphql::parser::parse_query(&request.query).is_ok_and(|document| {
         document
             .operations
@@ -127,6 +141,7 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
                 keys: state.keys.clone(),
             })
             .data(batch_loader(db.clone(), scope.clone()))
+            .data(state.realtime.clone())
     };
     let batch = match batch {
         BatchRequest::Single(request) => BatchRequest::Single(prepare(request)),

@@ -10,6 +10,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod ops;
+pub mod realtime;
 pub mod store;
 pub mod tables;
 
@@ -51,12 +52,16 @@ pub async fn open_database(config: &Config) -> anyhow::Result<DatabaseConnection
 pub fn build_state(db: DatabaseConnection, keys: auth::Keys) -> anyhow::Result<AppState> {
     let limits = graphql::Limits::default();
     let schema = graphql::schema(limits).context("building the GraphQL schema")?;
+    // Starts listening now when a runtime is running (else on first use).
+    let realtime = realtime::Broker::new(db.clone());
+    realtime.start();
     Ok(AppState {
         db,
         schema,
         keys: std::sync::Arc::new(keys),
         limits,
         api_scoping: true,
+        realtime,
     })
 }
 

@@ -20,9 +20,13 @@ mod m20261122_000008_create_new_user_effects;
 mod m20261122_000009_create_updated_at_triggers;
 mod m20261122_000010_create_row_level_security;
 mod m20261122_000011_create_app_role;
+mod m20261122_000012_create_change_feed;
 
 pub use ddl::{SQLITE_NEW_UUID, SQLITE_NOW};
 pub use m20261122_000011_create_app_role::APP_ROLE;
+pub use m20261122_000012_create_change_feed::{
+    CHANGE_CHANNEL, CHANGE_EVENTS, MAX_RETAINED, RETENTION_MINUTES, change_trigger, feed_key,
+};
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -42,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000009_create_updated_at_triggers::Migration),
             Box::new(m20261122_000010_create_row_level_security::Migration),
             Box::new(m20261122_000011_create_app_role::Migration),
+            Box::new(m20261122_000012_create_change_feed::Migration),
         ]
     }
 }

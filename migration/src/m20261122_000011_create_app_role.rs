@@ -22,11 +22,19 @@ impl MigrationTrait for Migration {
         let tables = TABLES.iter().map(|t| t.name).collect::<Vec<_>>().join(", ");
         let sql = format!(
             "DO $$ BEGIN
-                 IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+                 -- Databases of one cluster may migrate at once: the role is shared.
+                 BEGIN
                      CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+                 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+                 END;
+                 IF NOT pg_has_role(current_user, '{APP_ROLE}', 'MEMBER') THEN
+                     BEGIN
+                         GRANT {APP_ROLE} TO CURRENT_USER;
+                     EXCEPTION WHEN OTHERS THEN
+                         IF NOT pg_has_role(current_user, '{APP_ROLE}', 'MEMBER') THEN RAISE; END IF;
+                     END;
                  END IF;
              END $$;
-             GRANT {APP_ROLE} TO CURRENT_USER;
              DO $$ BEGIN
                  EXECUTE format('GRANT USAGE ON SCHEMA %I TO {APP_ROLE}', current_schema());
              END $$;

@@ -5,4 +5,5 @@ mod auth;
 mod common;
 mod graphql;
 mod isolation;
+mod realtime;
 mod schema;

@@ -2,7 +2,7 @@
 //! filters, ordering, aggregates and batched relations for every table.
 
 mod docs;
-mod ids;
+pub(crate) mod ids;
 pub mod limits;
 mod loaders;
 mod model;
@@ -45,8 +45,8 @@ pub struct RequestContext {
     pub keys: std::sync::Arc<crate::auth::Keys>,
 }
 
-/// The request's batch loader. Batches wait a moment for siblings; prefetching makes the
-/// batches of a query's relations independent of that wait.
+/// The request's batch loader. Prefetching hands it each level's keys at once, so it need
+/// not wait for siblings: a batch starts as soon as it is asked for.
 pub fn batch_loader(db: RequestDb, scope: Scope) -> Batches {
     DataLoader::with_cache(
         BatchLoader::new(db, scope),
@@ -55,7 +55,7 @@ pub fn batch_loader(db: RequestDb, scope: Scope) -> Batches {
         },
         HashMapCache::default(),
     )
-    .delay(Duration::from_millis(1))
+    .delay(Duration::ZERO)
 }
 
 /// Builds the schema.
@@ -115,13 +115,14 @@ pub fn schema(limits: Limits) -> Result<Schema, SchemaError> {
     for gql in model() {
         query = query.field(types::root_field(gql));
     }
-    let mut builder = Schema::build("Query", Some("Mutation"), None)
+    let mut builder = Schema::build("Query", Some("Mutation"), Some("Subscription"))
         .register(query)
         .extension(limits)
         .limit_recursive_depth(64);
     builder = scalars::register(builder);
     builder = types::register_common(builder);
     builder = mutations::register(builder);
+    builder = crate::realtime::schema::register(builder);
     for gql in model() {
         builder = types::register_table(builder, gql);
     }

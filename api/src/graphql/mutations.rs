@@ -17,6 +17,7 @@ use super::resolve::{request, run};
 use super::types::{parent, sync_field};
 use crate::auth::{self, KeyScope, Principal, passwords};
 use crate::error::{ApiError, ApiResult};
+use crate::realtime::{Broker, Write};
 use crate::store::{self, Columns, Scope};
 use crate::tables::tables;
 
@@ -316,6 +317,7 @@ fn sign_up<'a>(
             .await
             .map_err(|e| within("input", e))?;
         tracing::info!(user.id = %user.id, "signed up user {}", user.id);
+        publish(ctx, Write::insert("users", user.id, Some(user.id)));
         let object = object(&req.pool, &user_scope(user.id), "users", user.id).await?;
         Ok(Payload::default()
             .with("user", object)
@@ -348,6 +350,13 @@ fn sign_in<'a>(
             .with("user", object)
             .with("token", Out::Value(session_token(req, user.id)?.into())))
     })
+}
+
+/// Tells subscribers of a committed write (SQLite; on PostgreSQL the triggers do it).
+fn publish(ctx: &ResolverContext<'_>, write: Write) {
+    if let Ok(broker) = ctx.ctx.data::<Broker>() {
+        broker.publish([write]);
+    }
 }
 
 /// Places a service's input error under the mutation's `input` argument.
@@ -430,6 +439,7 @@ fn api_key_create<'a>(
         let (key, secret) =
             auth::api_keys::create(&req.db, user, name, &scopes, expires_at).await?;
         tracing::info!(api_key.id = %key.id, user.id = %user, "created API key {}", key.key_prefix);
+        publish(ctx, Write::insert("api_keys", key.id, Some(user)));
         let object = object(&req.db, &req.scope, "api_keys", key.id).await?;
         Ok(Payload::default()
             .with("apiKey", object)
@@ -451,6 +461,7 @@ fn api_key_revoke<'a>(
         }
         let key = auth::api_keys::revoke(&req.db, user, id).await?;
         tracing::info!(api_key.id = %key.id, user.id = %user, "revoked API key {}", key.key_prefix);
+        publish(ctx, Write::update("api_keys", key.id, Some(user)));
         let object = object(&req.db, &req.scope, "api_keys", key.id).await?;
         Ok(Payload::default().with("apiKey", object))
     })

@@ -86,6 +86,26 @@ impl Ordering {
 
     /// Rows strictly after the row whose sort key is `key` (one value per term).
     pub fn after(&self, table: &Table, key: &[Value]) -> Condition {
+        // Non-null columns all sorted one way compare as a row value, which an index on
+        // those columns can seek to instead of filtering from its start.
+        let descending = self.0[0].descending;
+        let plain = self.0.iter().zip(key).all(|(t, v)| {
+            t.descending == descending && !table.columns[t.column].nullable && !is_null(v)
+        });
+        if plain {
+            let columns = Expr::tuple(
+                self.0
+                    .iter()
+                    .map(|t| Expr::col(table.columns[t.column].name)),
+            );
+            let values = Expr::tuple(key.iter().cloned().map(Expr::val));
+            let past = if descending {
+                columns.lt(values)
+            } else {
+                columns.gt(values)
+            };
+            return Condition::all().add(past);
+        }
         let mut any = Condition::any();
         for (k, term) in self.0.iter().enumerate() {
             let mut all = Condition::all();

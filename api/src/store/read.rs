@@ -208,6 +208,10 @@ pub async fn list<C: ConnectionTrait>(
 }
 
 /// One page of `table`'s rows per parent, in one statement.
+///
+/// For one parent that is a plain `... WHERE fk = $1 ORDER BY ... LIMIT n`, which an index
+/// on the foreign key and the sort columns answers without reading the parent's other
+/// children; for several, `ROW_NUMBER() OVER (PARTITION BY fk ...)` keeps `n` per parent.
 pub async fn list_by_parents<C: ConnectionTrait>(
     db: &C,
     scope: &Scope,
@@ -218,6 +222,18 @@ pub async fn list_by_parents<C: ConnectionTrait>(
     let fk = parents.foreign_key;
     let (mut inner, selected, ordering) =
         listing(db, scope, table, query, Columns::default().with(fk))?;
+    if let [parent] = parents.ids {
+        inner.and_where(Expr::col(table.columns[fk].name).eq(*parent));
+        ordering.apply(table, &mut inner);
+        inner.limit(query.page.limit + 1);
+        let rows = db
+            .query_all(&inner)
+            .await?
+            .iter()
+            .map(|r| read_row(r, table, &selected))
+            .collect::<ApiResult<Vec<_>>>()?;
+        return Ok(HashMap::from([(*parent, into_page(rows, query))]));
+    }
     inner
         .and_where(Expr::col(table.columns[fk].name).is_in(parents.ids.iter().copied()))
         .expr_as(

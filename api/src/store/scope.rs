@@ -60,4 +60,23 @@ impl Scope {
             _ => none(),
         })
     }
+
+    /// Whether a row of `table` whose owner column holds `owner` is visible: the rule of
+    /// [`Scope::condition`], arm for arm, for a row already in hand (a change event,
+    /// deletes included). Keep the two in step.
+    pub fn allows(&self, table: &Table, owner: Option<Uuid>) -> bool {
+        let Some(spec) = table.spec else {
+            return false;
+        };
+        let shared = |owned: bool| owned || (spec.shared_when_null && owner.is_none());
+        match (self, spec.tenant) {
+            (Self::Service, _) => true,
+            (Self::User { id, .. }, Tenant::User) => shared(owner == Some(*id)),
+            (Self::User { distributors, .. }, Tenant::Distributor) if !distributors.is_empty() => {
+                shared(owner.is_some_and(|o| distributors.contains(&o)))
+            }
+            (Self::Shop { id }, Tenant::Shop) => shared(owner == Some(*id)),
+            _ => false,
+        }
+    }
 }

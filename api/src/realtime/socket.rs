@@ -1,0 +1,433 @@
+//! The WebSocket transport on `/graphql`: `graphql-transport-ws` and the legacy
+//! `graphql-ws`, through async-graphql's protocol engine, with the connection rules the
+//! engine leaves to the server:
+//!
+//! | when | close code |
+//! |---|---|
+//! | no `connection_init` within [`INIT_TIMEOUT`] | 4408 |
+//! | `connection_init` credentials refused | 4403 (legacy: `connection_error` first) |
+//! | the token expires (or, without expiry, the credentials stop verifying) | 4401 |
+//! | a `subscribe`/`start` reuses the id of a running subscription | 4409 |
+//! | the credentials could not be checked (database down) | 4500 |
+//!
+//! Credentials come in the `connection_init` payload, as on HTTP (see
+//! [`Credentials::from_payload`]). Subscriptions run with the connection's principal;
+//! queries may be sent too and run as over HTTP; mutations must be POSTed.
+
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols, WsMessage};
+use async_graphql::parser::types::OperationType;
+use async_graphql::{Data, Executor, Request, Response, ServerError};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response as HttpResponse};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use serde::Deserialize;
+
+use super::broker::Session;
+use crate::auth::{self, Credentials};
+use crate::db::RequestDb;
+use crate::error::ApiError;
+use crate::graphql::{RequestContext, batch_loader};
+use crate::http::AppState;
+use crate::store::Scope;
+
+/// How long a client has to send `connection_init`.
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often credentials that do not expire (API keys) are checked again.
+const RECHECK_EVERY: Duration = Duration::from_secs(60);
+
+/// The largest message a client may send.
+const MAX_MESSAGE: usize = 1 << 20;
+
+/// Upgrades `GET /graphql` to a GraphQL WebSocket, or answers 400 when the client offers
+/// neither protocol.
+pub fn upgrade(upgrade: WebSocketUpgrade, headers: &HeaderMap, state: AppState) -> HttpResponse {
+    let protocol = headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|offered| {
+            offered
+                .split(',')
+                .find_map(|p| p.trim().parse::<WebSocketProtocols>().ok())
+        });
+    let Some(protocol) = protocol else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "offer the graphql-transport-ws or graphql-ws WebSocket subprotocol",
+        )
+            .into_response();
+    };
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        // Idle connections are the common case: small buffers that grow when needed.
+        .read_buffer_size(1024)
+        .write_buffer_size(0)
+        .max_message_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| serve(socket, protocol, state))
+}
+
+/// Runs operations for one connection: subscriptions with its session, queries as over
+/// HTTP (one transaction under the principal's claims).
+#[derive(Clone)]
+struct ConnectionExecutor {
+    state: AppState,
+    session: Arc<OnceLock<Arc<Session>>>,
+}
+
+fn operation_type(request: &Request) -> Option<OperationType> {
+    let document = async_graphql::parser::parse_query(&request.query).ok()?;
+    let name = request.operation_name.as_deref();
+    document
+        .operations
+        .iter()
+        .find(|(n, _)| name.is_none() || n.map(|n| n.as_str()) == name)
+        .map(|(_, op)| op.node.ty)
+}
+
+fn error_response(error: ApiError) -> Response {
+    let error = error.into_graphql();
+    let mut server = ServerError::new(error.message, None);
+    server.extensions = error.extensions;
+    Response::from_errors(vec![server])
+}
+
+impl ConnectionExecutor {
+    async fn run_once(&self, session: Arc<Session>, request: Request) -> Response {
+        let state = &self.state;
+        let principal = session.principal.clone();
+        let scope = if state.api_scoping {
+            session.scope()
+        } else {
+            Scope::Service
+        };
+        let db = match RequestDb::begin(&state.db, &principal.claims()).await {
+            Ok(db) => db,
+            Err(error) => return error_response(error.into()),
+        };
+        let request = request
+            .data(RequestContext {
+                db: db.clone(),
+                scope: scope.clone(),
+                principal,
+                pool: state.db.clone(),
+                keys: state.keys.clone(),
+            })
+            .data(batch_loader(db.clone(), scope))
+            .data(state.realtime.clone());
+        let response = state.schema.execute(request).await;
+        match db.finish(response.is_ok()).await {
+            Ok(()) => response,
+            Err(error) => error_response(error.into()),
+        }
+    }
+}
+
+impl Executor for ConnectionExecutor {
+    async fn execute(&self, request: Request) -> Response {
+        match self.session.get() {
+            Some(session) => self.run_once(session.clone(), request).await,
+            None => error_response(ApiError::Unauthenticated(
+                "the connection is not initialised".to_owned(),
+            )),
+        }
+    }
+
+    fn execute_stream(
+        &self,
+        request: Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
+        let Some(session) = self.session.get().cloned() else {
+            return futures_util::stream::once(async {
+                error_response(ApiError::Unauthenticated(
+                    "the connection is not initialised".to_owned(),
+                ))
+            })
+            .boxed();
+        };
+        match operation_type(&request) {
+            Some(OperationType::Mutation) => futures_util::stream::once(async {
+                error_response(ApiError::bad_input(
+                    "query",
+                    "mutations must be sent with POST /graphql",
+                ))
+            })
+            .boxed(),
+            Some(OperationType::Query) => {
+                let this = self.clone();
+                futures_util::stream::once(async move { this.run_once(session, request).await })
+                    .boxed()
+            }
+            // Subscriptions read the connection's data (see `connection_data`).
+            _ => self
+                .state
+                .schema
+                .execute_stream_with_session_data(request, session_data.unwrap_or_default()),
+        }
+    }
+}
+
+/// What the connection's subscriptions read: its session, the broker, and the database
+/// for the relations a subscriber selects below an event's row. One per connection; the
+/// loader must not cache, since it serves every event of every subscription.
+fn connection_data(state: &AppState, session: &Arc<Session>) -> Data {
+    let scope = session.scope();
+    let db = RequestDb::Pool(state.db.clone());
+    let loader = batch_loader(db.clone(), scope.clone());
+    loader.enable_all_cache(false);
+    let mut data = Data::default();
+    data.insert(RequestContext {
+        db,
+        scope,
+        principal: session.principal.clone(),
+        pool: state.db.clone(),
+        keys: state.keys.clone(),
+    });
+    data.insert(loader);
+    data.insert(state.realtime.clone());
+    data.insert(session.clone());
+    data
+}
+
+/// The client's messages on their way to the protocol engine: a queue that holds nothing
+/// while idle (an idle connection is the common case).
+#[derive(Default)]
+struct Inbox {
+    queue: std::sync::Mutex<std::collections::VecDeque<Vec<u8>>>,
+    waker: futures_util::task::AtomicWaker,
+}
+
+impl Inbox {
+    fn push(&self, message: Vec<u8>) {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push_back(message);
+        self.waker.wake();
+    }
+
+    fn stream(self: Arc<Self>) -> impl futures_util::Stream<Item = Vec<u8>> {
+        futures_util::stream::poll_fn(move |cx| {
+            self.waker.register(cx.waker());
+            match self
+                .queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .pop_front()
+            {
+                Some(message) => std::task::Poll::Ready(Some(message)),
+                None => std::task::Poll::Pending,
+            }
+        })
+    }
+}
+
+/// The parts of a client message the connection rules look at.
+#[derive(Deserialize)]
+struct ClientMessage {
+    #[serde(rename = "type")]
+    kind: String,
+    id: Option<String>,
+    payload: Option<serde_json::Value>,
+}
+
+/// Checks `connection_init` credentials.
+async fn authenticate(
+    state: &AppState,
+    payload: &serde_json::Value,
+) -> Result<(Arc<Session>, Credentials, Option<DateTime<Utc>>), ApiError> {
+    let credentials = Credentials::from_payload(payload)?;
+    let authenticated = auth::authenticate(&state.keys, &state.db, &credentials).await?;
+    let scope = auth::scope_of(&state.db, &authenticated.principal).await?;
+    let session = Arc::new(Session::new(authenticated.principal, scope));
+    Ok((session, credentials, authenticated.expires_at))
+}
+
+fn until(at: DateTime<Utc>) -> tokio::time::Instant {
+    let left = (at - Utc::now()).to_std().unwrap_or_default();
+    tokio::time::Instant::now() + left
+}
+
+enum Event {
+    Client(Option<Result<Message, axum::Error>>),
+    Server(Option<WsMessage>),
+    Close(u16, String),
+    Recheck,
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+async fn serve(mut socket: WebSocket, protocol: WebSocketProtocols, state: AppState) {
+    let session = Arc::new(OnceLock::new());
+    let executor = ConnectionExecutor {
+        state: state.clone(),
+        session: session.clone(),
+    };
+    let inbox = Arc::new(Inbox::default());
+    let init_data: Arc<std::sync::Mutex<Option<Data>>> = Arc::default();
+    let slot = init_data.clone();
+    // Boxed: the engine lives as long as the connection, the rest of this future is small.
+    let mut engine = Box::pin(
+        async_graphql::http::WebSocket::new(executor, inbox.clone().stream(), protocol)
+            .on_connection_init(move |_| {
+                let data = slot
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take();
+                async move { data.ok_or_else(|| "the connection is not initialised".into()) }
+            }),
+    );
+
+    let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
+    futures_util::pin_mut!(init_deadline);
+    let expiry = tokio::time::sleep(Duration::from_secs(3600 * 24 * 365));
+    futures_util::pin_mut!(expiry);
+    let mut recheck =
+        tokio::time::interval_at(tokio::time::Instant::now() + RECHECK_EVERY, RECHECK_EVERY);
+    let mut initialised = false;
+    let mut expires = false;
+    let mut credentials: Option<Credentials> = None;
+    let mut active: HashSet<String> = HashSet::new();
+
+    loop {
+        let event = tokio::select! {
+            message = socket.recv() => Event::Client(message),
+            message = engine.next() => Event::Server(message),
+            () = &mut init_deadline, if !initialised => {
+                Event::Close(4408, "Connection initialisation timeout".to_owned())
+            }
+            () = &mut expiry, if expires => Event::Close(4401, "Token expired".to_owned()),
+            _ = recheck.tick(), if credentials.is_some() && !expires => Event::Recheck,
+        };
+        match event {
+            Event::Client(Some(Ok(message))) => {
+                let bytes: Vec<u8> = match message {
+                    Message::Text(text) => text.as_bytes().to_vec(),
+                    Message::Binary(bytes) => bytes.to_vec(),
+                    Message::Close(_) => break,
+                    Message::Ping(_) | Message::Pong(_) => continue,
+                };
+                let Ok(parsed) = serde_json::from_slice::<ClientMessage>(&bytes) else {
+                    // Not ours to judge: the protocol engine closes with its own code.
+                    inbox.push(bytes);
+                    continue;
+                };
+                match parsed.kind.as_str() {
+                    "connection_init" if !initialised => {
+                        initialised = true;
+                        let payload = parsed.payload.unwrap_or_default();
+                        match Box::pin(authenticate(&state, &payload)).await {
+                            Ok((found, presented, expires_at)) => {
+                                *init_data
+                                    .lock()
+                                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                                    Some(connection_data(&state, &found));
+                                let _ = session.set(found);
+                                if let Some(at) = expires_at {
+                                    expiry.as_mut().reset(until(at));
+                                    expires = true;
+                                } else if presented != Credentials::None {
+                                    credentials = Some(presented);
+                                }
+                            }
+                            Err(
+                                ApiError::Unauthenticated(reason) | ApiError::Forbidden(reason),
+                            ) => {
+                                if protocol == WebSocketProtocols::SubscriptionsTransportWS {
+                                    let refusal = serde_json::json!({
+                                        "type": "connection_error",
+                                        "payload": { "message": reason },
+                                    });
+                                    let _ = socket
+                                        .send(Message::Text(refusal.to_string().into()))
+                                        .await;
+                                }
+                                close(&mut socket, 4403, &format!("Forbidden: {reason}")).await;
+                                break;
+                            }
+                            Err(error) => {
+                                tracing::error!(
+                                    ?error,
+                                    "realtime: checking connection_init failed"
+                                );
+                                close(&mut socket, 4500, "Internal server error").await;
+                                break;
+                            }
+                        }
+                    }
+                    "subscribe" | "start" => {
+                        if let Some(id) = parsed.id
+                            && !active.insert(id.clone())
+                        {
+                            close(
+                                &mut socket,
+                                4409,
+                                &format!("Subscriber for {id} already exists"),
+                            )
+                            .await;
+                            break;
+                        }
+                    }
+                    "complete" | "stop" => {
+                        if let Some(id) = &parsed.id {
+                            active.remove(id);
+                        }
+                    }
+                    _ => {}
+                }
+                inbox.push(bytes);
+            }
+            Event::Client(_) => break,
+            Event::Server(Some(WsMessage::Text(text))) => {
+                if text.starts_with(r#"{"type":"complete""#)
+                    && let Ok(done) = serde_json::from_str::<ClientMessage>(&text)
+                    && let Some(id) = done.id
+                {
+                    active.remove(&id);
+                }
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+            }
+            Event::Server(Some(WsMessage::Close(code, reason))) => {
+                close(&mut socket, code, &reason).await;
+                break;
+            }
+            Event::Server(None) => {
+                close(&mut socket, 1000, "Normal Closure").await;
+                break;
+            }
+            Event::Close(code, reason) => {
+                close(&mut socket, code, &reason).await;
+                break;
+            }
+            Event::Recheck => {
+                if let (Some(presented), Some(current)) = (&credentials, session.get()) {
+                    match Box::pin(auth::authenticate(&state.keys, &state.db, presented)).await {
+                        Ok(again) if again.principal == current.principal => {}
+                        Ok(_) | Err(ApiError::Unauthenticated(_)) => {
+                            close(&mut socket, 4401, "Credentials no longer valid").await;
+                            break;
+                        }
+                        Err(error) => {
+                            tracing::warn!(?error, "realtime: re-checking credentials failed");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
