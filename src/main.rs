@@ -120,7 +120,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let now = chrono::Utc::now();
             if let Some(shop) = shop {
-                let keys = config.keys(None)?;
+                let keys = config.keys(None).await?;
                 println!(
                     "{}",
                     api::auth::shopify::mint(&keys.shopify, &shop, &sub, now + ttl)?

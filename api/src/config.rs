@@ -20,9 +20,10 @@ pub struct Config {
     /// `JWT_SECRET`: the HS256 secret user tokens are signed with. Unset means development
     /// mode: a random secret for this process, printed with a ready token.
     pub jwt_secret: Option<String>,
-    /// `JWT_JWKS`: a JSON Web Key Set file with the ES256/RS256 keys user tokens may be
-    /// signed with (Supabase's asymmetric signing keys).
-    pub jwt_jwks: Option<std::path::PathBuf>,
+    /// `JWT_JWKS`: where the JSON Web Key Set with the ES256/RS256 keys user tokens may be
+    /// signed with is (Supabase's asymmetric signing keys): a file path, or an `http(s)://`
+    /// URL such as `https://<project>.supabase.co/auth/v1/.well-known/jwks.json`.
+    pub jwt_jwks: Option<String>,
     /// `SHOPIFY_API_KEY`: the app's API key, the audience of Shopify session tokens.
     pub shopify_api_key: Option<String>,
     /// `SHOPIFY_API_SECRET`: the app's API secret, which signs Shopify session tokens.
@@ -43,7 +44,7 @@ impl Config {
             database_url,
             listen,
             jwt_secret: var("JWT_SECRET"),
-            jwt_jwks: var("JWT_JWKS").map(Into::into),
+            jwt_jwks: var("JWT_JWKS"),
             shopify_api_key: var("SHOPIFY_API_KEY"),
             shopify_api_secret: var("SHOPIFY_API_SECRET"),
         })
@@ -51,17 +52,10 @@ impl Config {
 
     /// The keys credentials are verified with; without `JWT_SECRET`, `development` supplies
     /// a secret.
-    pub fn keys(&self, development: Option<&str>) -> anyhow::Result<crate::auth::Keys> {
+    pub async fn keys(&self, development: Option<&str>) -> anyhow::Result<crate::auth::Keys> {
         let jwks = match &self.jwt_jwks {
             None => None,
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading JWT_JWKS {}", path.display()))?;
-                Some(
-                    serde_json::from_str(&text)
-                        .with_context(|| format!("JWT_JWKS {} is not a JWK set", path.display()))?,
-                )
-            }
+            Some(location) => Some(load_jwks(location).await?),
         };
         let secret = self
             .jwt_secret
@@ -83,4 +77,26 @@ impl Config {
             },
         })
     }
+}
+
+/// Reads a JSON Web Key Set from a file path or an `http(s)://` URL.
+pub async fn load_jwks(location: &str) -> anyhow::Result<jsonwebtoken::jwk::JwkSet> {
+    let text = if location.starts_with("http://") || location.starts_with("https://") {
+        reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()?
+            .get(location)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .with_context(|| format!("fetching JWT_JWKS {location}"))?
+            .text()
+            .await
+            .with_context(|| format!("reading JWT_JWKS {location}"))?
+    } else {
+        tokio::fs::read_to_string(location)
+            .await
+            .with_context(|| format!("reading JWT_JWKS {location}"))?
+    };
+    serde_json::from_str(&text).with_context(|| format!("JWT_JWKS {location} is not a JWK set"))
 }

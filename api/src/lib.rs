@@ -69,7 +69,7 @@ pub fn build_state(db: DatabaseConnection, keys: auth::Keys) -> anyhow::Result<A
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let db = open_database(&config).await?;
     let keys = match &config.jwt_secret {
-        Some(_) => config.keys(None)?,
+        Some(_) => config.keys(None).await?,
         None => development_keys(&config, &db).await?,
     };
     let app = router(build_state(db.clone(), keys)?);
@@ -164,5 +164,5 @@ async fn development_keys(config: &Config, db: &DatabaseConnection) -> anyhow::R
         token(demo.to_string(), "authenticated")?,
         token("development".to_owned(), "service_role")?,
     );
-    config.keys(Some(&secret))
+    config.keys(Some(&secret)).await
 }

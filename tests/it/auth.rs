@@ -220,3 +220,33 @@ on_both_backends! {
         assert_eq!(reply.data()["shops"]["totalCount"], 0);
     }
 }
+
+#[tokio::test]
+async fn a_jwks_is_read_from_a_url_and_verifies_its_tokens() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    let router = axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(|| async { include_str!("keys/jwks.json") }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let jwks = api::config::load_jwks(&url).await.unwrap();
+
+    let keys = api::auth::jwt::UserKeys {
+        secret: SECRET.to_vec(),
+        jwks: Some(jwks),
+    };
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some("test-ec-1".to_owned());
+    let sub = uuid::Uuid::new_v4().to_string();
+    let claims = json!({"sub": sub, "role": "authenticated", "aud": "authenticated", "exp": chrono::Utc::now().timestamp() + 600});
+    let key = EncodingKey::from_ec_der(include_bytes!("keys/ec-private.der"));
+    let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+    assert_eq!(api::auth::jwt::verify(&keys, &token).unwrap().sub, sub);
+    assert!(
+        api::config::load_jwks(&format!("{url}.missing"))
+            .await
+            .is_err()
+    );
+}
