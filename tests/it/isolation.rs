@@ -18,64 +18,15 @@ use std::sync::Arc;
 
 use api::graphql::names;
 use api::tables::{Table, tables};
-use axum::Router;
-use axum::body::Body;
-use axum::http::Request;
 use entity::registry::RelationKind;
 use migration::catalog::{TABLES, TableSpec, Tenant};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{Value, json};
-use tower::ServiceExt as _;
 use uuid::Uuid;
 
-use crate::common::app::{Reply, SECRET, SHOPIFY_KEY, SHOPIFY_SECRET, TestApp};
+use crate::common::app::{Reply, TestApp};
 use crate::common::world::{self, Rows, Side, World};
 use crate::common::{TestDb, on_both_backends};
-
-/// The production router over a test database, with the API's scoping on or off.
-struct App {
-    t: TestDb,
-    router: Router,
-}
-
-impl App {
-    /// Like `TestApp::new`, with `AppState::api_scoping` set to `api_scoping`.
-    async fn new(t: TestDb, api_scoping: bool) -> Self {
-        let t = t.migrated().await;
-        let keys = api::auth::Keys {
-            user: api::auth::jwt::UserKeys {
-                secret: SECRET.to_vec(),
-                jwks: None,
-            },
-            shopify: api::auth::shopify::ShopifyKeys {
-                api_key: SHOPIFY_KEY.to_owned(),
-                api_secret: SHOPIFY_SECRET.to_vec(),
-            },
-        };
-        let mut state = api::build_state(t.db.clone(), keys).unwrap();
-        state.api_scoping = api_scoping;
-        Self {
-            t,
-            router: api::router(state),
-        }
-    }
-
-    async fn graphql(&self, token: &str, query: &str, variables: Value) -> Reply {
-        let body = json!({ "query": query, "variables": variables }).to_string();
-        let request = Request::post("/graphql")
-            .header("content-type", "application/json")
-            .header("authorization", format!("Bearer {token}"))
-            .body(Body::from(body))
-            .unwrap();
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), 16 << 20)
-            .await
-            .unwrap();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, body }
-    }
-}
 
 /// The kind of principal a request is made as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,7 +190,7 @@ impl Failures {
 
 /// Runs the read matrix as `side`'s principals over every table; returns how many tables
 /// were checked.
-async fn read_matrix(app: &App, world: &World, side: Side, failures: &mut Failures) -> usize {
+async fn read_matrix(app: &TestApp, world: &World, side: Side, failures: &mut Failures) -> usize {
     let mut checked = 0;
     for table in &tables().all {
         let rows = world.rows(table.name);
@@ -270,7 +221,13 @@ async fn read_matrix(app: &App, world: &World, side: Side, failures: &mut Failur
 }
 
 /// Lists, filters, aggregates and groups as the table's own principal.
-async fn check_lists(app: &App, world: &World, table: &Table, side: Side, failures: &mut Failures) {
+async fn check_lists(
+    app: &TestApp,
+    world: &World,
+    table: &Table,
+    side: Side,
+    failures: &mut Failures,
+) {
     let spec = spec_of(table);
     let rows = world.rows(table.name);
     let kind = Kind::reading(spec.tenant);
@@ -297,7 +254,7 @@ async fn check_lists(app: &App, world: &World, table: &Table, side: Side, failur
     });
     let context = format!("{} as {side:?}'s {kind:?}", table.name);
     let reply = app
-        .graphql(&token(world, side, kind), &query, variables)
+        .graphql(Some(&token(world, side, kind)), &query, variables)
         .await;
     let Some(data) = failures.data(&reply, &context) else {
         return;
@@ -360,7 +317,13 @@ async fn check_lists(app: &App, world: &World, table: &Table, side: Side, failur
 }
 
 /// `node(id:)` and `nodes(ids:)` for every row of both tenants.
-async fn check_nodes(app: &App, world: &World, table: &Table, side: Side, failures: &mut Failures) {
+async fn check_nodes(
+    app: &TestApp,
+    world: &World,
+    table: &Table,
+    side: Side,
+    failures: &mut Failures,
+) {
     let spec = spec_of(table);
     let rows = world.rows(table.name);
     let kind = Kind::reading(spec.tenant);
@@ -385,7 +348,7 @@ async fn check_nodes(app: &App, world: &World, table: &Table, side: Side, failur
         variables[format!("g{i}")] = json!(gid(table, *id));
     }
     let reply = app
-        .graphql(&token(world, side, kind), &query, variables)
+        .graphql(Some(&token(world, side, kind)), &query, variables)
         .await;
     let Some(data) = failures.data(&reply, &context) else {
         return;
@@ -432,7 +395,7 @@ async fn check_nodes(app: &App, world: &World, table: &Table, side: Side, failur
 /// The principal of the other kind (a shop for user tables, a user for shop tables) sees
 /// no row of the table, not even shared ones.
 async fn check_other_kind(
-    app: &App,
+    app: &TestApp,
     world: &World,
     table: &Table,
     side: Side,
@@ -449,7 +412,7 @@ async fn check_other_kind(
     );
     let reply = app
         .graphql(
-            &token(world, side, kind),
+            Some(&token(world, side, kind)),
             &query,
             json!({ "ids": gids(table, &mine) }),
         )
@@ -468,7 +431,7 @@ async fn check_other_kind(
 
 /// Every relation into the table, followed from every parent the principal can list.
 async fn check_relations_into(
-    app: &App,
+    app: &TestApp,
     world: &World,
     table: &Table,
     side: Side,
@@ -507,7 +470,7 @@ async fn check_relations_into(
                 names::camel(parent.name)
             );
             let reply = app
-                .graphql(&token(world, side, kind), &query, json!({}))
+                .graphql(Some(&token(world, side, kind)), &query, json!({}))
                 .await;
             let Some(data) = failures.data(&reply, &context) else {
                 continue;
@@ -577,11 +540,11 @@ struct RowMutation {
 
 /// The schema's mutations that take a row's global id as `input.id` and nothing else
 /// required, matched to their table by name (`apiKeyRevoke` -> `api_keys`).
-async fn row_mutations(app: &App, failures: &mut Failures) -> Vec<RowMutation> {
+async fn row_mutations(app: &TestApp, failures: &mut Failures) -> Vec<RowMutation> {
     let service = TestApp::service();
     let reply = app
         .graphql(
-            &service,
+            Some(&service),
             "{ __schema { mutationType { fields { name args { name type { kind name ofType { kind name } } } } } } }",
             json!({}),
         )
@@ -608,7 +571,7 @@ async fn row_mutations(app: &App, failures: &mut Failures) -> Vec<RowMutation> {
             .to_owned();
         let reply = app
             .graphql(
-                &service,
+                Some(&service),
                 "query($t: String!) { __type(name: $t) { inputFields { name type { kind name ofType { kind name } } } } }",
                 json!({ "t": input_type }),
             )
@@ -663,11 +626,11 @@ async fn row_mutations(app: &App, failures: &mut Failures) -> Vec<RowMutation> {
 }
 
 /// Every scalar field of `table`'s rows with these ids, as `service_role` reads them.
-async fn snapshot(app: &App, table: &Table, ids: &BTreeSet<Uuid>) -> Value {
+async fn snapshot(app: &TestApp, table: &Table, ids: &BTreeSet<Uuid>) -> Value {
     let type_name = names::type_name(table.name);
     let reply = app
         .graphql(
-            &TestApp::service(),
+            Some(&TestApp::service()),
             "query($t: String!) { __type(name: $t) { fields { name args { name } type { kind ofType { kind ofType { kind } } } } } }",
             json!({ "t": type_name }),
         )
@@ -694,7 +657,7 @@ async fn snapshot(app: &App, table: &Table, ids: &BTreeSet<Uuid>) -> Value {
         fields.join(" ")
     );
     let reply = app
-        .graphql(&TestApp::service(), &query, json!({ "ids": ids }))
+        .graphql(Some(&TestApp::service()), &query, json!({ "ids": ids }))
         .await;
     reply.body["data"].clone()
 }
@@ -702,7 +665,12 @@ async fn snapshot(app: &App, table: &Table, ids: &BTreeSet<Uuid>) -> Value {
 /// Every row mutation, aimed at each of the other tenant's rows as `side`'s principal: it
 /// must fail and change nothing. Then once at the tenant's own row, which must work (so a
 /// refusal is not just a malformed call). Returns how many mutations were probed.
-async fn mutation_matrix(app: &App, world: &World, side: Side, failures: &mut Failures) -> usize {
+async fn mutation_matrix(
+    app: &TestApp,
+    world: &World,
+    side: Side,
+    failures: &mut Failures,
+) -> usize {
     let mutations = row_mutations(app, failures).await;
     for mutation in &mutations {
         let table = mutation.table;
@@ -719,7 +687,7 @@ async fn mutation_matrix(app: &App, world: &World, side: Side, failures: &mut Fa
         for id in &theirs {
             let reply = app
                 .graphql(
-                    &token(world, side, kind),
+                    Some(&token(world, side, kind)),
                     &query,
                     json!({ "input": { "id": gid(table, *id) } }),
                 )
@@ -753,7 +721,7 @@ async fn mutation_matrix(app: &App, world: &World, side: Side, failures: &mut Fa
         );
         let reply = app
             .graphql(
-                &token(world, side, kind),
+                Some(&token(world, side, kind)),
                 &query,
                 json!({ "input": { "id": gid(table, own) } }),
             )
@@ -771,7 +739,7 @@ async fn mutation_matrix(app: &App, world: &World, side: Side, failures: &mut Fa
 }
 
 /// Runs the whole matrix as `side` and fails with every leak found.
-async fn matrix(app: &App, world: &World, side: Side) {
+async fn matrix(app: &TestApp, world: &World, side: Side) {
     let mut failures = Failures::default();
     let checked = read_matrix(app, world, side, &mut failures).await;
     let probed = mutation_matrix(app, world, side, &mut failures).await;
@@ -795,7 +763,12 @@ async fn matrix(app: &App, world: &World, side: Side) {
 /// On PostgreSQL, as `side`'s principal with row-level security the only wall: the other
 /// tenant's rows cannot be read, updated or deleted, and the tenant's own rows cannot be
 /// handed to the other tenant.
-async fn rls_write_matrix(app: &App, world: &World, side: Side, failures: &mut Failures) -> usize {
+async fn rls_write_matrix(
+    app: &TestApp,
+    world: &World,
+    side: Side,
+    failures: &mut Failures,
+) -> usize {
     let db = &app.t.db;
     let list = |ids: &BTreeSet<Uuid>| {
         ids.iter()
@@ -879,13 +852,13 @@ async fn rls_write_matrix(app: &App, world: &World, side: Side, failures: &mut F
 
 on_both_backends! {
     async fn tenant_a_sees_and_changes_only_its_own_rows_in_every_table(t) {
-        let app = App::new(t, true).await;
+        let app = TestApp::with_api_scoping(t, true).await;
         let world = world::build(&app.t.db).await;
         matrix(&app, &world, Side::A).await;
     }
 
     async fn tenant_b_sees_and_changes_only_its_own_rows_in_every_table(t) {
-        let app = App::new(t, true).await;
+        let app = TestApp::with_api_scoping(t, true).await;
         let world = world::build(&app.t.db).await;
         matrix(&app, &world, Side::B).await;
     }
@@ -901,7 +874,7 @@ mod row_level_security_alone_isolates_every_table {
         let Some(t) = TestDb::postgres().await else {
             return;
         };
-        let app = App::new(t, false).await;
+        let app = TestApp::with_api_scoping(t, false).await;
         let world = world::build(&app.t.db).await;
         matrix(&app, &world, Side::A).await;
         matrix(&app, &world, Side::B).await;
@@ -933,7 +906,7 @@ fn shuffle<T>(items: &mut [T], seed: u64) {
 /// 200 requests of users A and B and shops A and B, each listing a table (its own kind's
 /// or, one time in four, the other kind's), all in flight at once on one app: each sees
 /// exactly its own rows, so claims never leak between pooled connections or transactions.
-async fn concurrent(app: App) {
+async fn concurrent(app: TestApp) {
     let app = Arc::new(app);
     let world = Arc::new(world::build(&app.t.db).await);
     let seed = Uuid::new_v4().as_u64_pair().0;
@@ -964,7 +937,7 @@ async fn concurrent(app: App) {
                 "{{ rows: {}(first: 250) {{ totalCount nodes {{ rowId }} }} }}",
                 names::camel(table.name)
             );
-            let reply = app.graphql(&token(&world, side, kind), &query, json!({})).await;
+            let reply = app.graphql(Some(&token(&world, side, kind)), &query, json!({})).await;
             let seen = row_ids(&reply.body["data"]["rows"]);
             if reply.body.get("errors").is_some() {
                 Some(format!("{} as {side:?}'s {kind:?}: errors: {}", table.name, reply.body))
@@ -988,7 +961,7 @@ mod concurrent_tenants_never_see_each_others_rows {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn sqlite() {
-        concurrent(App::new(TestDb::sqlite().await, true).await).await;
+        concurrent(TestApp::with_api_scoping(TestDb::sqlite().await, true).await).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -996,7 +969,7 @@ mod concurrent_tenants_never_see_each_others_rows {
         let Some(t) = TestDb::postgres().await else {
             return;
         };
-        concurrent(App::new(t, true).await).await;
+        concurrent(TestApp::with_api_scoping(t, true).await).await;
     }
 
     /// Row-level security alone, so a claim left on a pooled connection would show.
@@ -1005,6 +978,6 @@ mod concurrent_tenants_never_see_each_others_rows {
         let Some(t) = TestDb::postgres().await else {
             return;
         };
-        concurrent(App::new(t, false).await).await;
+        concurrent(TestApp::with_api_scoping(t, false).await).await;
     }
 }

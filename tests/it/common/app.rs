@@ -66,6 +66,12 @@ impl Reply {
 impl TestApp {
     /// Migrates `t` and builds the app over it.
     pub async fn new(t: TestDb) -> Self {
+        Self::with_api_scoping(t, true).await
+    }
+
+    /// Like [`TestApp::new`], with `AppState::api_scoping` set: off, only PostgreSQL's
+    /// row-level security stands between tenants.
+    pub async fn with_api_scoping(t: TestDb, api_scoping: bool) -> Self {
         let t = t.migrated().await;
         let keys = api::auth::Keys {
             user: api::auth::jwt::UserKeys {
@@ -77,8 +83,12 @@ impl TestApp {
                 api_secret: SHOPIFY_SECRET.to_vec(),
             },
         };
-        let router = api::router(api::build_state(t.db.clone(), keys).unwrap());
-        Self { t, router }
+        let mut state = api::build_state(t.db.clone(), keys).unwrap();
+        state.api_scoping = api_scoping;
+        Self {
+            t,
+            router: api::router(state),
+        }
     }
 
     /// A token with `role` and `sub`, valid for an hour.
