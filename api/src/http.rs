@@ -17,7 +17,7 @@ use axum::{Json, Router};
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 
-use crate::auth::{self, Credentials, Keys};
+use crate::auth::{self, Credentials, Keys, Principal};
 use crate::db::{RequestDb, backend_name, count_statements};
 use crate::error::ApiError;
 use crate::graphql::{Limits, RequestContext, batch_loader};
@@ -39,6 +39,34 @@ pub struct AppState {
     pub api_scoping: bool,
     /// The realtime broker: subscriptions, and (on SQLite) the writes mutations publish.
     pub realtime: crate::realtime::Broker,
+}
+
+impl AppState {
+    /// What every resolver of one request (or one WebSocket connection) reads.
+    pub fn request_context(
+        &self,
+        db: RequestDb,
+        scope: Scope,
+        principal: Principal,
+    ) -> RequestContext {
+        RequestContext {
+            db,
+            scope,
+            principal,
+            pool: self.db.clone(),
+            keys: self.keys.clone(),
+        }
+    }
+
+    /// The scope reads run with: the principal's, unless a test switched the API's own
+    /// scoping off (then only row-level security filters).
+    pub fn read_scope(&self, scope: Scope) -> Scope {
+        if self.api_scoping {
+            scope
+        } else {
+            Scope::Service
+        }
+    }
 }
 
 /// Builds the router the server and the tests use.
@@ -123,8 +151,7 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
         Err(error) => return error_response(StatusCode::OK, &error),
     };
     let scope = match auth::scope_of(&state.db, &principal).await {
-        Ok(scope) if state.api_scoping => scope,
-        Ok(_) => Scope::Service,
+        Ok(scope) => state.read_scope(scope),
         Err(error) => return error_response(StatusCode::OK, &error),
     };
     let db = match RequestDb::begin(&state.db, &principal.claims()).await {
@@ -133,13 +160,7 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
     };
     let prepare = |request: async_graphql::Request| {
         request
-            .data(RequestContext {
-                db: db.clone(),
-                scope: scope.clone(),
-                principal: principal.clone(),
-                pool: state.db.clone(),
-                keys: state.keys.clone(),
-            })
+            .data(state.request_context(db.clone(), scope.clone(), principal.clone()))
             .data(batch_loader(db.clone(), scope.clone()))
             .data(state.realtime.clone())
     };

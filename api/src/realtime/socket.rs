@@ -33,9 +33,8 @@ use super::broker::Session;
 use crate::auth::{self, Credentials};
 use crate::db::RequestDb;
 use crate::error::ApiError;
-use crate::graphql::{RequestContext, batch_loader};
+use crate::graphql::batch_loader;
 use crate::http::AppState;
-use crate::store::Scope;
 
 /// How long a client has to send `connection_init`.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -102,23 +101,13 @@ impl ConnectionExecutor {
     async fn run_once(&self, session: Arc<Session>, request: Request) -> Response {
         let state = &self.state;
         let principal = session.principal.clone();
-        let scope = if state.api_scoping {
-            session.scope()
-        } else {
-            Scope::Service
-        };
+        let scope = state.read_scope(session.scope());
         let db = match RequestDb::begin(&state.db, &principal.claims()).await {
             Ok(db) => db,
             Err(error) => return error_response(error.into()),
         };
         let request = request
-            .data(RequestContext {
-                db: db.clone(),
-                scope: scope.clone(),
-                principal,
-                pool: state.db.clone(),
-                keys: state.keys.clone(),
-            })
+            .data(state.request_context(db.clone(), scope.clone(), principal))
             .data(batch_loader(db.clone(), scope))
             .data(state.realtime.clone());
         let response = state.schema.execute(request).await;
@@ -183,13 +172,7 @@ fn connection_data(state: &AppState, session: &Arc<Session>) -> Data {
     let loader = batch_loader(db.clone(), scope.clone());
     loader.enable_all_cache(false);
     let mut data = Data::default();
-    data.insert(RequestContext {
-        db,
-        scope,
-        principal: session.principal.clone(),
-        pool: state.db.clone(),
-        keys: state.keys.clone(),
-    });
+    data.insert(state.request_context(db, scope, session.principal.clone()));
     data.insert(loader);
     data.insert(state.realtime.clone());
     data.insert(session.clone());
