@@ -20,6 +20,7 @@ use serde_json::json;
 use crate::auth::{self, Credentials, Keys, Principal};
 use crate::db::{RequestDb, backend_name, count_statements};
 use crate::error::ApiError;
+use crate::graphql::plan::{PlanCache, PlanKey};
 use crate::graphql::{Limits, RequestContext, batch_loader};
 use crate::store::Scope;
 
@@ -34,6 +35,8 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     /// The request limits.
     pub limits: Limits,
+    /// Compiled read plans (the executor's fast path), by document.
+    pub plans: Arc<PlanCache>,
     /// Whether the API scopes reads by the principal. Always true in service; tests turn
     /// it off to show that PostgreSQL's row-level security still filters every row.
     pub api_scoping: bool,
@@ -158,6 +161,34 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
         Ok(db) => db,
         Err(error) => return error_response(StatusCode::OK, &ApiError::from(error)),
     };
+    let counter = Arc::new(AtomicUsize::new(0));
+    let plan_key = match &batch {
+        BatchRequest::Single(request) => Some(PlanKey::new(
+            &request.query,
+            request.operation_name.as_deref(),
+        )),
+        BatchRequest::Batch(_) => None,
+    };
+    if let (Some(plan), BatchRequest::Single(request)) = (
+        plan_key.as_ref().and_then(|key| state.plans.get(key)),
+        &batch,
+    ) {
+        let run = plan.run(&db, &scope, &request.variables, &state.limits);
+        match count_statements(counter.clone(), run).await {
+            Ok(Some(answer)) => {
+                return match db.finish(true).await {
+                    Ok(()) => plan_response(answer, counter.load(Ordering::Relaxed)),
+                    Err(error) => error_response(StatusCode::OK, &ApiError::from(error)),
+                };
+            }
+            // Not for the plan: the executor answers (nothing has run).
+            Ok(None) => {}
+            Err(error) => {
+                let _ = db.finish(false).await;
+                return error_response(StatusCode::OK, &error);
+            }
+        }
+    }
     let prepare = |request: async_graphql::Request| {
         request
             .data(state.request_context(db.clone(), scope.clone(), principal.clone()))
@@ -170,7 +201,6 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
             BatchRequest::Batch(requests.into_iter().map(prepare).collect())
         }
     };
-    let counter = Arc::new(AtomicUsize::new(0));
     let response = count_statements(counter.clone(), state.schema.execute_batch(batch)).await;
     let ok = match &response {
         BatchResponse::Single(r) => r.is_ok(),
@@ -178,6 +208,9 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
     };
     if let Err(error) = db.finish(ok).await {
         return error_response(StatusCode::OK, &ApiError::from(error));
+    }
+    if let (true, Some(key)) = (ok, &plan_key) {
+        state.plans.learn(key);
     }
     match response {
         BatchResponse::Single(response) => {
@@ -187,6 +220,29 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
         }
         batch => GraphQLResponse::from(batch).into_response(),
     }
+}
+
+/// A plan's answer, in the executor's envelope: `data`, then `extensions` with the cost
+/// and the statement count.
+fn plan_response(answer: crate::graphql::plan::Answer, statements: usize) -> Response {
+    let mut body = Vec::with_capacity(answer.data.len() + 64);
+    body.extend_from_slice(b"{\"data\":");
+    body.extend_from_slice(&answer.data);
+    body.extend_from_slice(
+        format!(
+            ",\"extensions\":{{\"cost\":{},\"sqlStatements\":{statements}}}}}",
+            answer.cost
+        )
+        .as_bytes(),
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/graphql-response+json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 fn error_response(status: StatusCode, error: &ApiError) -> Response {

@@ -60,6 +60,7 @@ pub fn build_state(db: DatabaseConnection, keys: auth::Keys) -> anyhow::Result<A
         schema,
         keys: std::sync::Arc::new(keys),
         limits,
+        plans: std::sync::Arc::default(),
         api_scoping: true,
         realtime,
     })

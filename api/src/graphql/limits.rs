@@ -56,6 +56,31 @@ fn with_code(mut error: ServerError) -> ServerError {
     error
 }
 
+impl Limits {
+    /// Refuses a document whose shape is over a limit.
+    pub fn check(&self, shape: &Shape) -> ServerResult<()> {
+        if shape.depth > self.max_depth {
+            return Err(bad_input(format!(
+                "query depth {} exceeds the limit of {}",
+                shape.depth, self.max_depth
+            )));
+        }
+        if shape.aliases > self.max_aliases {
+            return Err(bad_input(format!(
+                "{} aliases exceed the limit of {}",
+                shape.aliases, self.max_aliases
+            )));
+        }
+        if shape.cost > self.max_cost {
+            return Err(bad_input(format!(
+                "query cost {} exceeds the limit of {} (lower first/last)",
+                shape.cost, self.max_cost
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl ExtensionFactory for Limits {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(LimitsExtension {
@@ -81,24 +106,7 @@ impl Extension for LimitsExtension {
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await.map_err(with_code)?;
         let shape = Shape::of(&document, variables);
-        if shape.depth > self.limits.max_depth {
-            return Err(bad_input(format!(
-                "query depth {} exceeds the limit of {}",
-                shape.depth, self.limits.max_depth
-            )));
-        }
-        if shape.aliases > self.limits.max_aliases {
-            return Err(bad_input(format!(
-                "{} aliases exceed the limit of {}",
-                shape.aliases, self.limits.max_aliases
-            )));
-        }
-        if shape.cost > self.limits.max_cost {
-            return Err(bad_input(format!(
-                "query cost {} exceeds the limit of {} (lower first/last)",
-                shape.cost, self.limits.max_cost
-            )));
-        }
+        self.limits.check(&shape)?;
         self.cost.store(shape.cost, Ordering::Relaxed);
         Ok(document)
     }

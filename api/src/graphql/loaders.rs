@@ -136,75 +136,75 @@ impl BatchLoader {
     pub fn new(db: RequestDb, scope: Scope) -> Self {
         Self { db, scope }
     }
+}
 
-    async fn load_spec(
-        &self,
-        spec: &Spec,
-        ids: &[Uuid],
-    ) -> Result<HashMap<Uuid, Loaded>, ApiError> {
-        let table = |index: usize| -> &'static Table { &tables().all[index] };
-        let (db, scope) = (&self.db, &self.scope);
-        Ok(match spec {
-            Spec::Rows { table: t, columns } => {
-                let mut found = store::find_by_ids(db, scope, table(*t), *columns, ids).await?;
-                ids.iter()
-                    .map(|id| (*id, Loaded::Row(found.remove(id).map(Arc::new))))
-                    .collect()
-            }
-            Spec::Page {
-                table: t,
-                foreign_key,
-                query,
-            } => {
-                let parents = Parents {
-                    foreign_key: *foreign_key,
-                    ids,
-                };
-                let mut pages =
-                    store::list_by_parents(db, scope, table(*t), query, parents).await?;
-                ids.iter()
-                    .map(|id| {
-                        (
-                            *id,
-                            Loaded::Page(Arc::new(pages.remove(id).unwrap_or_default())),
-                        )
-                    })
-                    .collect()
-            }
-            Spec::Count {
-                table: t,
-                foreign_key,
-                filter,
-            } => {
-                let parents = Parents {
-                    foreign_key: *foreign_key,
-                    ids,
-                };
-                let counts =
-                    store::count_by_parents(db, scope, table(*t), filter.as_ref(), parents).await?;
-                ids.iter()
-                    .map(|id| (*id, Loaded::Count(counts.get(id).copied().unwrap_or(0))))
-                    .collect()
-            }
-            Spec::Aggregate {
-                table: t,
-                foreign_key,
-                query,
-            } => {
-                let parents = Parents {
-                    foreign_key: *foreign_key,
-                    ids,
-                };
-                let mut rows = store::aggregate(db, scope, table(*t), query, Some(parents)).await?;
-                ids.iter()
-                    .map(|id| {
-                        let groups = rows.remove(&Some(*id)).unwrap_or_default();
-                        (*id, Loaded::Aggregate(Arc::new(groups)))
-                    })
-                    .collect()
-            }
-        })
-    }
+/// Loads `spec` for each of `ids` in one statement, as `scope` may see it.
+pub async fn load(
+    db: &RequestDb,
+    scope: &Scope,
+    spec: &Spec,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Loaded>, ApiError> {
+    let table = |index: usize| -> &'static Table { &tables().all[index] };
+    Ok(match spec {
+        Spec::Rows { table: t, columns } => {
+            let mut found = store::find_by_ids(db, scope, table(*t), *columns, ids).await?;
+            ids.iter()
+                .map(|id| (*id, Loaded::Row(found.remove(id).map(Arc::new))))
+                .collect()
+        }
+        Spec::Page {
+            table: t,
+            foreign_key,
+            query,
+        } => {
+            let parents = Parents {
+                foreign_key: *foreign_key,
+                ids,
+            };
+            let mut pages = store::list_by_parents(db, scope, table(*t), query, parents).await?;
+            ids.iter()
+                .map(|id| {
+                    (
+                        *id,
+                        Loaded::Page(Arc::new(pages.remove(id).unwrap_or_default())),
+                    )
+                })
+                .collect()
+        }
+        Spec::Count {
+            table: t,
+            foreign_key,
+            filter,
+        } => {
+            let parents = Parents {
+                foreign_key: *foreign_key,
+                ids,
+            };
+            let counts =
+                store::count_by_parents(db, scope, table(*t), filter.as_ref(), parents).await?;
+            ids.iter()
+                .map(|id| (*id, Loaded::Count(counts.get(id).copied().unwrap_or(0))))
+                .collect()
+        }
+        Spec::Aggregate {
+            table: t,
+            foreign_key,
+            query,
+        } => {
+            let parents = Parents {
+                foreign_key: *foreign_key,
+                ids,
+            };
+            let mut rows = store::aggregate(db, scope, table(*t), query, Some(parents)).await?;
+            ids.iter()
+                .map(|id| {
+                    let groups = rows.remove(&Some(*id)).unwrap_or_default();
+                    (*id, Loaded::Aggregate(Arc::new(groups)))
+                })
+                .collect()
+        }
+    })
 }
 
 impl Loader<Key> for BatchLoader {
@@ -218,7 +218,9 @@ impl Loader<Key> for BatchLoader {
         }
         let mut out = HashMap::with_capacity(keys.len());
         for (spec, ids) in by_spec {
-            let loaded = self.load_spec(&spec.spec, &ids).await.map_err(Arc::new)?;
+            let loaded = load(&self.db, &self.scope, &spec.spec, &ids)
+                .await
+                .map_err(Arc::new)?;
             out.extend(loaded.into_iter().map(|(id, value)| {
                 (
                     Key {

@@ -8,6 +8,7 @@ mod loaders;
 mod model;
 mod mutations;
 pub mod names;
+pub mod plan;
 mod query;
 mod resolve;
 mod scalars;

@@ -313,10 +313,15 @@ pub fn object_columns<'a>(
     gql: &GqlTable,
     selection: impl Iterator<Item = SelectionField<'a>>,
 ) -> Columns {
+    columns_of(gql, selection.map(|field| field.name()))
+}
+
+/// [`object_columns`] from the selected field names.
+pub fn columns_of<'a>(gql: &GqlTable, names: impl Iterator<Item = &'a str>) -> Columns {
     let table = gql.table();
     let mut columns = Columns::default().with(table.id_column());
-    for field in selection {
-        match gql.fields.get(field.name()) {
+    for name in names {
+        match gql.fields.get(name) {
             Some(FieldKind::Column(i)) => columns = columns.with(*i),
             Some(FieldKind::Relation(r)) => {
                 let relation = &table.relations[*r];

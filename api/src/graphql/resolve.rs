@@ -18,7 +18,9 @@ use super::loaders::{Batches, Key, Loaded, Spec, SpecRef};
 use super::model::{FieldKind, GqlTable, model};
 use super::query::{self, Args, args_of};
 use crate::error::{ApiError, ApiResult};
-use crate::store::{self, AggregateQuery, AggregateRow, Filter, Measure, Ordering, PageRows, Row};
+use crate::store::{
+    self, AggregateQuery, AggregateRow, Filter, ListQuery, Measure, Ordering, PageRows, Row,
+};
 
 /// A connection's resolved page, with what its `totalCount` and aggregates need.
 pub struct ConnectionValue {
@@ -111,22 +113,11 @@ fn relation_spec(
             table: rel.other,
             columns: query::object_columns(other, field.selection_set()),
         },
-        RelationKind::HasOne => {
-            let mut args = Args::new();
-            args.insert(
-                async_graphql::Name::new("first"),
-                async_graphql::Value::from(1),
-            );
-            Spec::Page {
-                table: rel.other,
-                foreign_key: rel.foreign_key,
-                query: query::list_query(
-                    other,
-                    &args,
-                    query::object_columns(other, field.selection_set()),
-                )?,
-            }
-        }
+        RelationKind::HasOne => Spec::Page {
+            table: rel.other,
+            foreign_key: rel.foreign_key,
+            query: has_one_query(other, query::object_columns(other, field.selection_set()))?,
+        },
         RelationKind::HasMany => {
             let columns = query::object_columns(other, query::node_selections(field).into_iter());
             Spec::Page {
@@ -138,9 +129,19 @@ fn relation_spec(
     }))
 }
 
+/// The query a `has_one` relation reads: the child's first row by id.
+pub(super) fn has_one_query(other: &GqlTable, columns: store::Columns) -> ApiResult<ListQuery> {
+    let mut args = Args::new();
+    args.insert(
+        async_graphql::Name::new("first"),
+        async_graphql::Value::from(1),
+    );
+    query::list_query(other, &args, columns)
+}
+
 /// The id a relation is looked up by for `row`: the foreign key's value for a parent, the
 /// row's own id for children.
-fn relation_id(gql: &GqlTable, relation: usize, row: &Row) -> Option<Uuid> {
+pub(super) fn relation_id(gql: &GqlTable, relation: usize, row: &Row) -> Option<Uuid> {
     let table = gql.table();
     let rel = &table.relations[relation];
     match rel.kind {

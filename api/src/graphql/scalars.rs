@@ -47,23 +47,36 @@ pub fn register(builder: SchemaBuilder) -> SchemaBuilder {
     })
 }
 
-/// A column value as GraphQL serves it.
-pub fn to_graphql(value: &Value) -> GqlValue {
-    match value {
-        Value::Uuid(Some(v)) => GqlValue::String(v.to_string()),
-        Value::String(Some(v)) => GqlValue::String(v.clone()),
-        Value::Int(Some(v)) => GqlValue::from(*v),
-        Value::BigInt(Some(v)) => GqlValue::String(v.to_string()),
-        Value::Double(Some(v)) => GqlValue::from(*v),
-        Value::Decimal(Some(v)) => GqlValue::String(v.normalize().to_string()),
-        Value::Bool(Some(v)) => GqlValue::Boolean(*v),
-        Value::ChronoDateTimeUtc(Some(v)) => {
-            GqlValue::String(v.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+/// A column value as GraphQL serves it: the one rule for how each kind is written
+/// (uuids, dates and timestamps as text, `BigInt` and `Decimal` as strings, JSON as is).
+pub struct ColumnJson<'a>(pub &'a Value);
+
+impl serde::Serialize for ColumnJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Uuid(Some(v)) => s.collect_str(v),
+            Value::String(Some(v)) => s.serialize_str(v),
+            Value::Int(Some(v)) => s.serialize_i32(*v),
+            Value::BigInt(Some(v)) => s.collect_str(v),
+            Value::Double(Some(v)) if v.is_finite() => s.serialize_f64(*v),
+            Value::Decimal(Some(v)) => s.collect_str(&v.normalize()),
+            Value::Bool(Some(v)) => s.serialize_bool(*v),
+            Value::ChronoDateTimeUtc(Some(v)) => {
+                s.serialize_str(&v.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            }
+            Value::ChronoDate(Some(v)) => s.collect_str(v),
+            Value::Json(Some(v)) => v.serialize(s),
+            _ => s.serialize_unit(),
         }
-        Value::ChronoDate(Some(v)) => GqlValue::String(v.to_string()),
-        Value::Json(Some(v)) => GqlValue::from_json((**v).clone()).unwrap_or(GqlValue::Null),
-        _ => GqlValue::Null,
     }
+}
+
+/// A column value as a GraphQL value (see [`ColumnJson`]).
+pub fn to_graphql(value: &Value) -> GqlValue {
+    serde_json::to_value(ColumnJson(value))
+        .ok()
+        .and_then(|json| GqlValue::from_json(json).ok())
+        .unwrap_or(GqlValue::Null)
 }
 
 /// Reads a GraphQL input value as a column value of `kind`; `argument` names it in errors.
