@@ -169,19 +169,16 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
         )),
         BatchRequest::Batch(_) => None,
     };
-    if let (Some(plan), BatchRequest::Single(request)) = (
-        plan_key.as_ref().and_then(|key| state.plans.get(key)),
-        &batch,
-    ) {
-        let run = plan.run(&db, &scope, &request.variables, &state.limits);
-        match count_statements(counter.clone(), run).await {
+    if let (Some(key), BatchRequest::Single(request)) = (&plan_key, &batch) {
+        let answer = (state.plans).answer(key, &db, &scope, &request.variables, &state.limits);
+        match count_statements(counter.clone(), answer).await {
             Ok(Some(answer)) => {
                 return match db.finish(true).await {
                     Ok(()) => plan_response(answer, counter.load(Ordering::Relaxed)),
                     Err(error) => error_response(StatusCode::OK, &ApiError::from(error)),
                 };
             }
-            // Not for the plan: the executor answers (nothing has run).
+            // No plan, or not one for this request: the executor answers.
             Ok(None) => {}
             Err(error) => {
                 let _ = db.finish(false).await;

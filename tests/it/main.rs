@@ -5,5 +5,6 @@ mod auth;
 mod common;
 mod graphql;
 mod isolation;
+mod plans;
 mod realtime;
 mod schema;

@@ -59,6 +59,16 @@ fn string_arg<'a>(args: &'a Args, name: &str) -> ApiResult<Option<&'a str>> {
     }
 }
 
+/// The enum item in field `name` of an input object: an enum literal in the document, a
+/// string when it came in a variable (the schema has checked it is one of the items).
+fn enum_value<'a>(object: &'a Args, name: &str) -> Option<&'a str> {
+    match field(object, name)? {
+        GqlValue::Enum(item) => Some(item.as_str()),
+        GqlValue::String(item) => Some(item),
+        _ => None,
+    }
+}
+
 /// The list query a connection field's arguments and selection ask for.
 pub fn list_query(gql: &GqlTable, args: &Args, columns: Columns) -> ApiResult<ListQuery> {
     let first = int_arg(args, "first")?;
@@ -229,21 +239,20 @@ fn ordering(gql: &GqlTable, args: &Args) -> ApiResult<Ordering> {
         let GqlValue::Object(term) = item else {
             return Err(ApiError::bad_input(path, "must be an object"));
         };
-        let column = match field(term, "field") {
-            Some(GqlValue::Enum(name)) => table
+        let column = match enum_value(term, "field") {
+            Some(name) => table
                 .columns
                 .iter()
-                .position(|c| !c.secret && c.name.eq_ignore_ascii_case(name.as_str()))
+                .position(|c| !c.secret && c.name.eq_ignore_ascii_case(name))
                 .filter(|&c| {
                     table.columns[c].kind.is_ordered() || table.columns[c].kind == ValueKind::Bool
                 }),
             _ => None,
         }
         .ok_or_else(|| ApiError::bad_input(format!("{path}.field"), "is not an orderable field"))?;
-        let descending =
-            matches!(field(term, "direction"), Some(GqlValue::Enum(d)) if d.as_str() == "DESC");
-        let nulls_first = match field(term, "nulls") {
-            Some(GqlValue::Enum(n)) => n.as_str() == "FIRST",
+        let descending = enum_value(term, "direction") == Some("DESC");
+        let nulls_first = match enum_value(term, "nulls") {
+            Some(n) => n == "FIRST",
             _ => descending,
         };
         terms.push(OrderTerm {
@@ -401,33 +410,30 @@ pub fn group_keys(gql: &GqlTable, args: &Args) -> ApiResult<Vec<GroupKey>> {
             let GqlValue::Object(key) = item else {
                 return Err(ApiError::bad_input(path, "must be an object"));
             };
-            let column = match field(key, "field") {
-                Some(GqlValue::Enum(name)) => table.columns.iter().position(|c| {
-                    !c.secret
-                        && c.kind != ValueKind::Json
-                        && c.name.eq_ignore_ascii_case(name.as_str())
+            let column = match enum_value(key, "field") {
+                Some(name) => table.columns.iter().position(|c| {
+                    !c.secret && c.kind != ValueKind::Json && c.name.eq_ignore_ascii_case(name)
                 }),
                 _ => None,
             }
             .ok_or_else(|| {
                 ApiError::bad_input(format!("{path}.field"), "is not a groupable field")
             })?;
-            let truncate = match field(key, "truncate") {
-                None => None,
-                Some(GqlValue::Enum(unit)) => Some(match unit.as_str() {
-                    "HOUR" => Truncate::Hour,
-                    "DAY" => Truncate::Day,
-                    "WEEK" => Truncate::Week,
-                    "MONTH" => Truncate::Month,
-                    "YEAR" => Truncate::Year,
-                    _ => {
-                        return Err(ApiError::bad_input(
-                            format!("{path}.truncate"),
-                            "unknown unit",
-                        ));
-                    }
-                }),
-                Some(_) => {
+            let unit = |unit| match unit {
+                "HOUR" => Ok(Truncate::Hour),
+                "DAY" => Ok(Truncate::Day),
+                "WEEK" => Ok(Truncate::Week),
+                "MONTH" => Ok(Truncate::Month),
+                "YEAR" => Ok(Truncate::Year),
+                _ => Err(ApiError::bad_input(
+                    format!("{path}.truncate"),
+                    "unknown unit",
+                )),
+            };
+            let truncate = match (field(key, "truncate"), enum_value(key, "truncate")) {
+                (None, _) => None,
+                (Some(_), Some(name)) => Some(unit(name)?),
+                (Some(_), None) => {
                     return Err(ApiError::bad_input(
                         format!("{path}.truncate"),
                         "must be an enum",

@@ -19,6 +19,8 @@ pub const SHOPIFY_SECRET: &[u8] = b"test-shopify-api-secret";
 pub struct TestApp {
     /// The database (migrated).
     pub t: TestDb,
+    /// The app's compiled read plans (to see which requests they answered).
+    pub plans: std::sync::Arc<api::graphql::plan::PlanCache>,
     router: Router,
 }
 
@@ -87,6 +89,7 @@ impl TestApp {
         state.api_scoping = api_scoping;
         Self {
             t,
+            plans: state.plans.clone(),
             router: api::router(state),
         }
     }
