@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, sqlx};
+use sea_query_sqlx::SqlxValues;
 
 tokio::task_local! {
     /// The statement counter of the request the current task works for.
@@ -38,10 +39,13 @@ async fn open(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbE
                 .foreign_keys(true)
         });
     let mut db = Database::connect(options).await?;
-    db.set_metric_callback(|_| {
-        let _ = STATEMENTS.try_with(|n| n.fetch_add(1, Ordering::Relaxed));
-    });
+    db.set_metric_callback(|_| count_statement());
     Ok(db)
+}
+
+/// Counts one statement against the current request, if any.
+fn count_statement() {
+    let _ = STATEMENTS.try_with(|n| n.fetch_add(1, Ordering::Relaxed));
 }
 
 /// Runs `future`, counting the SQL statements it (and the tasks it hands work to through
@@ -88,7 +92,31 @@ pub enum RequestDb {
     /// The pool, as is.
     Pool(DatabaseConnection),
     /// The request's transaction.
-    Transaction(Arc<sea_orm::DatabaseTransaction>),
+    Transaction(Arc<PgRequest>),
+}
+
+/// A request's PostgreSQL transaction, held on an sqlx connection rather than a sea-orm
+/// transaction so that it costs as few round trips as possible: `BEGIN` and the claims
+/// go in one, and a read ends with a rollback that the pool sends along with the check it
+/// makes anyway when the connection comes back, instead of a `COMMIT` of its own.
+pub struct PgRequest {
+    transaction: tokio::sync::Mutex<sqlx::Transaction<'static, sqlx::Postgres>>,
+}
+
+/// How a request's work ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Keep what it wrote.
+    Commit,
+    /// Undo what it wrote, if anything (a failed request, or a read).
+    Discard,
+}
+
+impl End {
+    /// `Commit` when the work succeeded, else `Discard`.
+    pub fn commit_if(ok: bool) -> Self {
+        if ok { Self::Commit } else { Self::Discard }
+    }
 }
 
 impl RequestDb {
@@ -97,37 +125,101 @@ impl RequestDb {
         pool: &DatabaseConnection,
         claims: &serde_json::Value,
     ) -> Result<Self, DbErr> {
-        use sea_orm::{ConnectionTrait as _, TransactionTrait as _};
         if pool.get_database_backend() != DbBackend::Postgres {
             return Ok(Self::Pool(pool.clone()));
         }
-        let txn = pool.begin().await?;
-        // One round trip for both settings; `true` keeps them to this transaction.
-        txn.execute_raw(sea_orm::Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT set_config('request.jwt.claims', $1, true), set_config('role', $2, true)",
-            [claims.to_string().into(), APP_ROLE.into()],
-        ))
-        .await?;
-        Ok(Self::Transaction(Arc::new(txn)))
+        // The simple-query protocol takes no parameters: the claims go in as a literal.
+        // `true` keeps both settings to this transaction.
+        let begin = format!(
+            "BEGIN; SELECT set_config('request.jwt.claims', {}, true), set_config('role', {}, true)",
+            quote_literal(&claims.to_string()),
+            quote_literal(APP_ROLE),
+        );
+        let transaction = pool
+            .get_postgres_connection_pool()
+            .begin_with(sqlx::AssertSqlSafe(begin))
+            .await
+            .map_err(query_error)?;
+        Ok(Self::Transaction(Arc::new(PgRequest {
+            transaction: tokio::sync::Mutex::new(transaction),
+        })))
     }
 
-    /// Ends the request: commits when `commit` (and nothing else holds the transaction),
-    /// rolls back otherwise.
-    pub async fn finish(self, commit: bool) -> Result<(), DbErr> {
-        match self {
-            Self::Pool(_) => Ok(()),
-            Self::Transaction(txn) => match Arc::try_unwrap(txn) {
-                Ok(txn) if commit => txn.commit().await,
-                Ok(txn) => txn.rollback().await,
-                // A batch still running after a failed request holds it; it rolls back
-                // when the last holder drops it.
-                Err(_) if !commit => Ok(()),
-                Err(_) => Err(DbErr::Custom(
-                    "request transaction still in use at commit".to_owned(),
-                )),
-            },
+    /// Ends the request (see [`End`]); a transaction still held elsewhere (a batch running
+    /// on after a failed request) rolls back when its last holder drops it.
+    pub async fn finish(self, end: End) -> Result<(), DbErr> {
+        let Self::Transaction(request) = self else {
+            return Ok(());
+        };
+        match (Arc::try_unwrap(request), end) {
+            (Ok(request), End::Commit) => {
+                let transaction = request.transaction.into_inner();
+                transaction.commit().await.map_err(query_error)
+            }
+            // Dropping it queues the rollback on the connection.
+            (_, End::Discard) => Ok(()),
+            (Err(_), End::Commit) => Err(DbErr::Custom(
+                "request transaction still in use at commit".to_owned(),
+            )),
         }
+    }
+}
+
+/// `value` as a PostgreSQL string literal, whatever `standard_conforming_strings` says.
+fn quote_literal(value: &str) -> String {
+    format!("E'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+fn query_error(error: sqlx::Error) -> DbErr {
+    DbErr::Query(sea_orm::RuntimeErr::SqlxError(Arc::new(error)))
+}
+
+fn exec_error(error: sqlx::Error) -> DbErr {
+    DbErr::Exec(sea_orm::RuntimeErr::SqlxError(Arc::new(error)))
+}
+
+impl PgRequest {
+    fn bind(stmt: &sea_orm::Statement) -> sqlx::query::Query<'_, sqlx::Postgres, SqlxValues> {
+        count_statement();
+        let values = stmt
+            .values
+            .clone()
+            .unwrap_or(sea_orm::sea_query::Values(Vec::new()));
+        sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values))
+    }
+
+    async fn execute(&self, stmt: &sea_orm::Statement) -> Result<sea_orm::ExecResult, DbErr> {
+        let mut transaction = self.transaction.lock().await;
+        let result = Self::bind(stmt).execute(&mut **transaction).await;
+        result.map(Into::into).map_err(exec_error)
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<sea_orm::ExecResult, DbErr> {
+        count_statement();
+        let mut transaction = self.transaction.lock().await;
+        let result = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut **transaction)
+            .await;
+        result.map(Into::into).map_err(exec_error)
+    }
+
+    async fn query_one(
+        &self,
+        stmt: &sea_orm::Statement,
+    ) -> Result<Option<sea_orm::QueryResult>, DbErr> {
+        let mut transaction = self.transaction.lock().await;
+        let row = Self::bind(stmt).fetch_optional(&mut **transaction).await;
+        row.map(|row| row.map(Into::into)).map_err(query_error)
+    }
+
+    async fn query_all(
+        &self,
+        stmt: &sea_orm::Statement,
+    ) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
+        let mut transaction = self.transaction.lock().await;
+        let rows = Self::bind(stmt).fetch_all(&mut **transaction).await;
+        rows.map(|rows| rows.into_iter().map(Into::into).collect())
+            .map_err(query_error)
     }
 }
 
@@ -136,21 +228,21 @@ impl sea_orm::ConnectionTrait for RequestDb {
     fn get_database_backend(&self) -> DbBackend {
         match self {
             Self::Pool(db) => db.get_database_backend(),
-            Self::Transaction(txn) => txn.get_database_backend(),
+            Self::Transaction(_) => DbBackend::Postgres,
         }
     }
 
     async fn execute_raw(&self, stmt: sea_orm::Statement) -> Result<sea_orm::ExecResult, DbErr> {
         match self {
             Self::Pool(db) => db.execute_raw(stmt).await,
-            Self::Transaction(txn) => txn.execute_raw(stmt).await,
+            Self::Transaction(request) => request.execute(&stmt).await,
         }
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<sea_orm::ExecResult, DbErr> {
         match self {
             Self::Pool(db) => db.execute_unprepared(sql).await,
-            Self::Transaction(txn) => txn.execute_unprepared(sql).await,
+            Self::Transaction(request) => request.execute_unprepared(sql).await,
         }
     }
 
@@ -160,7 +252,7 @@ impl sea_orm::ConnectionTrait for RequestDb {
     ) -> Result<Option<sea_orm::QueryResult>, DbErr> {
         match self {
             Self::Pool(db) => db.query_one_raw(stmt).await,
-            Self::Transaction(txn) => txn.query_one_raw(stmt).await,
+            Self::Transaction(request) => request.query_one(&stmt).await,
         }
     }
 
@@ -170,7 +262,21 @@ impl sea_orm::ConnectionTrait for RequestDb {
     ) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
         match self {
             Self::Pool(db) => db.query_all_raw(stmt).await,
-            Self::Transaction(txn) => txn.query_all_raw(stmt).await,
+            Self::Transaction(request) => request.query_all(&stmt).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote_literal;
+
+    #[test]
+    fn literals_escape_quotes_and_backslashes() {
+        assert_eq!(quote_literal("plain"), "E'plain'");
+        assert_eq!(
+            quote_literal(r#"{"sub":"o'neil\\"}"#),
+            r#"E'{"sub":"o''neil\\\\"}'"#
+        );
     }
 }

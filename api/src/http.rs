@@ -18,7 +18,7 @@ use sea_orm::DatabaseConnection;
 use serde_json::json;
 
 use crate::auth::{self, Credentials, Keys, Principal};
-use crate::db::{RequestDb, backend_name, count_statements};
+use crate::db::{End, RequestDb, backend_name, count_statements};
 use crate::error::ApiError;
 use crate::graphql::plan::{PlanCache, PlanKey};
 use crate::graphql::{Limits, RequestContext, batch_loader};
@@ -173,7 +173,7 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
         let answer = (state.plans).answer(key, &db, &scope, &request.variables, &state.limits);
         match count_statements(counter.clone(), answer).await {
             Ok(Some(answer)) => {
-                return match db.finish(true).await {
+                return match db.finish(End::Discard).await {
                     Ok(()) => plan_response(answer, counter.load(Ordering::Relaxed)),
                     Err(error) => error_response(StatusCode::OK, &ApiError::from(error)),
                 };
@@ -181,7 +181,7 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
             // No plan, or not one for this request: the executor answers.
             Ok(None) => {}
             Err(error) => {
-                let _ = db.finish(false).await;
+                let _ = db.finish(End::Discard).await;
                 return error_response(StatusCode::OK, &error);
             }
         }
@@ -203,7 +203,7 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
         BatchResponse::Single(r) => r.is_ok(),
         BatchResponse::Batch(rs) => rs.iter().all(|r| r.is_ok()),
     };
-    if let Err(error) = db.finish(ok).await {
+    if let Err(error) = db.finish(End::commit_if(ok)).await {
         return error_response(StatusCode::OK, &ApiError::from(error));
     }
     if let (true, Some(key)) = (ok, &plan_key) {

@@ -829,7 +829,7 @@ async fn rls_write_matrix(
                 format!("{context}: `{sql}` CHANGED the other tenant's rows: {result:?}")
             });
         }
-        txn.finish(false).await.unwrap();
+        txn.finish(api::db::End::Discard).await.unwrap();
         if owner != "id" {
             let other = owner_id(world, side.other(), spec);
             let sql = format!(
@@ -838,7 +838,7 @@ async fn rls_write_matrix(
             );
             let txn = api::db::RequestDb::begin(db, &claims).await.unwrap();
             let result = txn.execute_unprepared(&sql).await;
-            txn.finish(false).await.unwrap();
+            txn.finish(api::db::End::Discard).await.unwrap();
             failures.check(result.is_err(), || {
                 format!("{context}: `{sql}` handed its rows to the other tenant: {result:?}")
             });
@@ -980,4 +980,26 @@ mod concurrent_tenants_never_see_each_others_rows {
         };
         concurrent(TestApp::with_api_scoping(t, false).await).await;
     }
+}
+
+/// The claims reach PostgreSQL exactly as the principal's, whatever characters they hold
+/// (they go in as a literal, next to `BEGIN`), and the request runs as the app role.
+#[tokio::test]
+async fn claims_reach_postgres_verbatim() {
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
+    let t = t.migrated().await;
+    let claims = json!({"role": "authenticated", "sub": "o'neil\\'); DROP TABLE shops; --\n\u{1}"});
+    let db = api::db::RequestDb::begin(&t.db, &claims).await.unwrap();
+    let sql = "SELECT current_setting('request.jwt.claims') AS claims, current_user::text AS who";
+    let row = db
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .unwrap()
+        .unwrap();
+    let seen: String = row.try_get("", "claims").unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&seen).unwrap(), claims);
+    assert_eq!(row.try_get::<String>("", "who").unwrap(), api::db::APP_ROLE);
+    db.finish(api::db::End::Discard).await.unwrap();
 }

@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use super::change::{Change, Delivery, Op, Write};
 use crate::auth::{self, Principal};
-use crate::db::RequestDb;
+use crate::db::{End, RequestDb};
 use crate::error::ApiError;
 use crate::store::{self, Columns, Row, Scope};
 use crate::tables::{Table, tables};
@@ -881,9 +881,8 @@ async fn load_rows(
     let request = RequestDb::begin(db, &claims).await?;
     let columns = (0..table.columns.len()).fold(Columns::default(), |c, i| c.with(i));
     let found = store::find_by_ids(&request, &access.scope, table, columns, ids).await;
-    let finished = request.finish(found.is_ok()).await;
+    request.finish(End::Discard).await?;
     let found = found?;
-    finished?;
     Ok(found
         .into_iter()
         .map(|(id, row)| (id, Arc::new(row)))

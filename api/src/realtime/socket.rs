@@ -31,7 +31,7 @@ use serde::Deserialize;
 
 use super::broker::Session;
 use crate::auth::{self, Credentials};
-use crate::db::RequestDb;
+use crate::db::{End, RequestDb};
 use crate::error::ApiError;
 use crate::graphql::batch_loader;
 use crate::http::AppState;
@@ -111,7 +111,7 @@ impl ConnectionExecutor {
             .data(batch_loader(db.clone(), scope))
             .data(state.realtime.clone());
         let response = state.schema.execute(request).await;
-        match db.finish(response.is_ok()).await {
+        match db.finish(End::commit_if(response.is_ok())).await {
             Ok(()) => response,
             Err(error) => error_response(error.into()),
         }

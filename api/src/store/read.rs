@@ -3,8 +3,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement};
-use sea_orm::{ConnectionTrait, Value};
+use sea_orm::sea_query::{
+    Alias, Asterisk, Expr, ExprTrait, JoinType, Order, Query, SelectStatement,
+};
+use sea_orm::{ConnectionTrait, DbBackend, Value};
 use uuid::Uuid;
 
 use super::filter::Filter;
@@ -211,7 +213,9 @@ pub async fn list<C: ConnectionTrait>(
 ///
 /// For one parent that is a plain `... WHERE fk = $1 ORDER BY ... LIMIT n`, which an index
 /// on the foreign key and the sort columns answers without reading the parent's other
-/// children; for several, `ROW_NUMBER() OVER (PARTITION BY fk ...)` keeps `n` per parent.
+/// children. For several, PostgreSQL runs that same query once per parent through
+/// `CROSS JOIN LATERAL`, reading only the rows it keeps; SQLite, which has no `LATERAL`,
+/// numbers each parent's rows with `ROW_NUMBER() OVER (PARTITION BY fk ...)` and keeps `n`.
 pub async fn list_by_parents<C: ConnectionTrait>(
     db: &C,
     scope: &Scope,
@@ -222,44 +226,62 @@ pub async fn list_by_parents<C: ConnectionTrait>(
     let fk = parents.foreign_key;
     let (mut inner, selected, ordering) =
         listing(db, scope, table, query, Columns::default().with(fk))?;
-    if let [parent] = parents.ids {
-        inner.and_where(Expr::col(table.columns[fk].name).eq(*parent));
-        ordering.apply(table, &mut inner);
-        inner.limit(query.page.limit + 1);
-        let rows = db
-            .query_all(&inner)
-            .await?
-            .iter()
-            .map(|r| read_row(r, table, &selected))
-            .collect::<ApiResult<Vec<_>>>()?;
-        return Ok(HashMap::from([(*parent, into_page(rows, query))]));
-    }
-    inner
-        .and_where(Expr::col(table.columns[fk].name).is_in(parents.ids.iter().copied()))
-        .expr_as(
-            Expr::cust(format!(
-                "ROW_NUMBER() OVER (PARTITION BY \"{}\" ORDER BY {})",
-                table.columns[fk].name,
-                ordering.window_sql(table)
-            )),
-            "__rn",
-        );
-    let mut outer = Query::select();
-    outer
-        .column(sea_orm::sea_query::Asterisk)
-        .from_subquery(inner, "__page")
-        .and_where(Expr::col("__rn").lte(query.page.limit + 1))
-        .order_by("__rn", sea_orm::sea_query::Order::Asc);
+    let fk_name = table.columns[fk].name;
+    let statement = match parents.ids {
+        [parent] => {
+            inner.and_where(Expr::col(fk_name).eq(*parent));
+            ordering.apply(table, &mut inner);
+            inner.limit(query.page.limit + 1);
+            inner
+        }
+        ids if db.get_database_backend() == DbBackend::Postgres => {
+            // `(VALUES ($1), ($2), ...) AS "__parent"`: its one column is `column1`.
+            inner.and_where(Expr::col(fk_name).equals(("__parent", "column1")));
+            ordering.apply(table, &mut inner);
+            inner.limit(query.page.limit + 1);
+            let mut outer = Query::select();
+            outer
+                .column((Alias::new("__page"), Asterisk))
+                .from_values(ids.iter().copied(), "__parent")
+                .join_lateral(JoinType::InnerJoin, inner, "__page", Expr::cust("TRUE"))
+                .order_by(fk_name, Order::Asc);
+            // The lateral scans give each parent's rows in order; this says so.
+            ordering.apply(table, &mut outer);
+            outer
+        }
+        ids => {
+            inner
+                .and_where(Expr::col(fk_name).is_in(ids.iter().copied()))
+                .expr_as(
+                    Expr::cust(format!(
+                        "ROW_NUMBER() OVER (PARTITION BY \"{fk_name}\" ORDER BY {})",
+                        ordering.window_sql(table)
+                    )),
+                    "__rn",
+                );
+            let mut outer = Query::select();
+            outer
+                .column(Asterisk)
+                .from_subquery(inner, "__page")
+                .and_where(Expr::col("__rn").lte(query.page.limit + 1))
+                .order_by("__rn", Order::Asc);
+            outer
+        }
+    };
     let mut grouped: HashMap<Uuid, Vec<Row>> = HashMap::new();
-    for result in db.query_all(&outer).await? {
+    for result in db.query_all(&statement).await? {
         let row = read_row(&result, table, &selected)?;
         if let Some(parent) = row.uuid(fk) {
             grouped.entry(parent).or_default().push(row);
         }
     }
-    Ok(grouped
-        .into_iter()
-        .map(|(parent, rows)| (parent, into_page(rows, query)))
+    Ok(parents
+        .ids
+        .iter()
+        .map(|parent| {
+            let rows = grouped.remove(parent).unwrap_or_default();
+            (*parent, into_page(rows, query))
+        })
         .collect())
 }
 
