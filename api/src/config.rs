@@ -15,6 +15,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub struct Config {
     /// `DATABASE_URL`: `sqlite://...` or `postgres://...`.
     pub database_url: String,
+    /// `DATABASE_POOL_SIZE`: the most connections the pool opens (default: 8 on SQLite,
+    /// twice the cores on PostgreSQL, at least 4).
+    pub database_pool_size: Option<u32>,
     /// `STRATIX_LISTEN`: the address `serve` binds.
     pub listen: SocketAddr,
     /// `JWT_SECRET`: the HS256 secret user tokens are signed with. Unset means development
@@ -40,8 +43,15 @@ impl Config {
             .parse()
             .with_context(|| format!("STRATIX_LISTEN={listen:?} is not a socket address"))?;
         let var = |name: &str| std::env::var(name).ok().filter(|s| !s.is_empty());
+        let database_pool_size = var("DATABASE_POOL_SIZE")
+            .map(|size| match size.parse() {
+                Ok(size) if size > 0 => Ok(size),
+                _ => anyhow::bail!("DATABASE_POOL_SIZE={size:?} is not a positive integer"),
+            })
+            .transpose()?;
         Ok(Self {
             database_url,
+            database_pool_size,
             listen,
             jwt_secret: var("JWT_SECRET"),
             jwt_jwks: var("JWT_JWKS"),

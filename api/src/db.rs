@@ -18,7 +18,21 @@ tokio::task_local! {
 /// concurrent writers wait instead of failing; foreign keys are enforced on every connection.
 /// Every statement is counted against the request that runs it (see [`count_statements`]).
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
-    open(url, if url.starts_with("sqlite") { 8 } else { 32 }).await
+    connect_with(url, None).await
+}
+
+/// [`connect`] with at most `pool_size` connections. The default on PostgreSQL is twice
+/// the cores (PostgreSQL's own rule of thumb for a server on the same machine): more
+/// connections than that only make the backends take turns on the cores, which lengthens
+/// every request; requests past it wait their turn in the pool instead.
+pub async fn connect_with(url: &str, pool_size: Option<u32>) -> Result<DatabaseConnection, DbErr> {
+    let default = if url.starts_with("sqlite") {
+        8
+    } else {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        u32::try_from(cores * 2).unwrap_or(u32::MAX).max(4)
+    };
+    open(url, pool_size.unwrap_or(default)).await
 }
 
 /// Opens a single connection, for migrations: sea-orm switches SQLite's foreign keys off

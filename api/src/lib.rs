@@ -26,12 +26,14 @@ pub use http::{AppState, router};
 /// PostgreSQL is migrated explicitly (`stratix migrate up`, as the schema owner), so a
 /// service that connects as a less privileged role never needs DDL rights.
 pub async fn open_database(config: &Config) -> anyhow::Result<DatabaseConnection> {
-    let db = db::connect(&config.database_url).await.with_context(|| {
-        format!(
-            "cannot open the database at {}",
-            redact(&config.database_url)
-        )
-    })?;
+    let db = db::connect_with(&config.database_url, config.database_pool_size)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database at {}",
+                redact(&config.database_url)
+            )
+        })?;
     if db.get_database_backend() == DbBackend::Sqlite {
         Migrator::up(&db, None)
             .await
