@@ -125,6 +125,8 @@ impl ConnectionPlan {
 
 /// The most documents remembered; past it the cache starts over.
 const CAPACITY: usize = 1024;
+/// The longest document remembered (bytes): with [`CAPACITY`], what bounds the memory.
+const MAX_DOCUMENT: usize = 32 << 10;
 
 /// Plans by query text and operation name; `None` marks a document the executor keeps.
 #[derive(Default)]
@@ -173,7 +175,7 @@ impl PlanCache {
 
     /// Compiles `key`'s document, which has just run without errors, unless already known.
     pub fn learn(&self, key: &PlanKey) {
-        if self.read().contains_key(key) {
+        if key.query.len() > MAX_DOCUMENT || self.read().contains_key(key) {
             return;
         }
         let plan = ReadPlan::compile(&key.query, key.operation.as_deref()).map(Arc::new);
