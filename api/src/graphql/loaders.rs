@@ -146,6 +146,7 @@ pub async fn load(
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Loaded>, ApiError> {
     let table = |index: usize| -> &'static Table { &tables().all[index] };
+    let parents = |foreign_key: usize| Parents { foreign_key, ids };
     Ok(match spec {
         Spec::Rows { table: t, columns } => {
             let mut found = store::find_by_ids(db, scope, table(*t), *columns, ids).await?;
@@ -158,11 +159,8 @@ pub async fn load(
             foreign_key,
             query,
         } => {
-            let parents = Parents {
-                foreign_key: *foreign_key,
-                ids,
-            };
-            let mut pages = store::list_by_parents(db, scope, table(*t), query, parents).await?;
+            let mut pages =
+                store::list_by_parents(db, scope, table(*t), query, parents(*foreign_key)).await?;
             ids.iter()
                 .map(|id| {
                     (
@@ -177,12 +175,14 @@ pub async fn load(
             foreign_key,
             filter,
         } => {
-            let parents = Parents {
-                foreign_key: *foreign_key,
-                ids,
-            };
-            let counts =
-                store::count_by_parents(db, scope, table(*t), filter.as_ref(), parents).await?;
+            let counts = store::count_by_parents(
+                db,
+                scope,
+                table(*t),
+                filter.as_ref(),
+                parents(*foreign_key),
+            )
+            .await?;
             ids.iter()
                 .map(|id| (*id, Loaded::Count(counts.get(id).copied().unwrap_or(0))))
                 .collect()
@@ -192,11 +192,8 @@ pub async fn load(
             foreign_key,
             query,
         } => {
-            let parents = Parents {
-                foreign_key: *foreign_key,
-                ids,
-            };
-            let mut rows = store::aggregate(db, scope, table(*t), query, Some(parents)).await?;
+            let mut rows =
+                store::aggregate(db, scope, table(*t), query, Some(parents(*foreign_key))).await?;
             ids.iter()
                 .map(|id| {
                     let groups = rows.remove(&Some(*id)).unwrap_or_default();
