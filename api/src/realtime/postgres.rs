@@ -27,7 +27,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::broker::{Dispatch, FeedError, Inner, retained_change};
+use super::broker::{Dispatch, FeedError, Inner, RETAINED_COLUMNS, retained_change};
 use super::change::Change;
 
 /// How long the sequencer waits for a missing cursor before delivering past it.
@@ -233,7 +233,7 @@ impl Sequencer {
             let rows = self
                 .query(
                     &format!(
-                        "SELECT cursor, table_name, op, row_id, owner, feed_key FROM {} \
+                        "SELECT {RETAINED_COLUMNS} FROM {} \
                          WHERE cursor > $1 ORDER BY cursor LIMIT {CATCH_UP_PAGE}",
                         migration::CHANGE_EVENTS
                     ),
@@ -366,7 +366,7 @@ impl Sequencer {
         let rows = self
             .query(
                 &format!(
-                    "SELECT cursor, table_name, op, row_id, owner, feed_key FROM {} \
+                    "SELECT {RETAINED_COLUMNS} FROM {} \
                      WHERE cursor > $1 AND cursor <= $2 ORDER BY cursor",
                     migration::CHANGE_EVENTS
                 ),

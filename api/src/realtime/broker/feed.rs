@@ -4,6 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Order, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use uuid::Uuid;
 
@@ -66,7 +67,7 @@ pub(super) async fn check_retained(
         ),
         None => (None, None),
     };
-    if after > routed.max(newest.unwrap_or(routed)) {
+    if after > std::cmp::max(routed, newest.unwrap_or(routed)) {
         return Err(FeedError::UnknownCursor(after));
     }
     match oldest {
@@ -191,57 +192,42 @@ async fn read_retained(
     after: i64,
     until: i64,
 ) -> Result<Vec<(i64, Option<Change>)>, FeedError> {
-    let quoted = |items: Vec<String>| {
-        items
-            .iter()
-            .map(|s| format!("'{s}'"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let tables = quoted(
-        filter
-            .table_names()
-            .into_iter()
-            .map(str::to_owned)
-            .collect(),
-    );
-    let owners = match session.scope() {
-        Scope::Service => None,
-        Scope::User { id, distributors } => Some(
-            std::iter::once(id)
-                .chain(distributors)
-                .map(|u| u.to_string())
-                .collect(),
-        ),
-        Scope::Shop { id } => Some(vec![id.to_string()]),
-        Scope::Nobody => return Ok(Vec::new()),
-    };
-    let mut sql = format!(
-        "SELECT cursor, table_name, op, row_id, owner, feed_key FROM {} \
-         WHERE cursor > $1 AND cursor <= $2 AND table_name IN ({tables})",
-        migration::CHANGE_EVENTS
-    );
+    let tables = filter.table_names();
     if tables.is_empty() {
         return Ok(Vec::new());
     }
+    let owners: Option<Vec<Uuid>> = match session.scope() {
+        Scope::Service => None,
+        Scope::User { id, distributors } => Some(std::iter::once(id).chain(distributors).collect()),
+        Scope::Shop { id } => Some(vec![id]),
+        Scope::Nobody => return Ok(Vec::new()),
+    };
+    let mut query = Query::select();
+    query
+        .expr(Expr::cust(RETAINED_COLUMNS))
+        .from(Alias::new(migration::CHANGE_EVENTS))
+        .and_where(Expr::col(Alias::new("cursor")).gt(after))
+        .and_where(Expr::col(Alias::new("cursor")).lte(until))
+        .and_where(Expr::col(Alias::new("table_name")).is_in(tables))
+        .order_by(Alias::new("cursor"), Order::Asc)
+        .limit(REPLAY_PAGE);
     if let Some(owners) = owners {
-        sql.push_str(&format!(
-            " AND (owner IN ({}) OR owner IS NULL)",
-            quoted(owners)
-        ));
+        query.cond_where(
+            Condition::any()
+                .add(Expr::col(Alias::new("owner")).is_in(owners))
+                .add(Expr::col(Alias::new("owner")).is_null()),
+        );
     }
-    sql.push_str(&format!(" ORDER BY cursor LIMIT {REPLAY_PAGE}"));
-    let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            [after.into(), until.into()],
-        ))
-        .await?;
+    let rows = db.query_all(&query).await?;
     rows.iter().map(retained_change).collect()
 }
 
-/// One row of `change_events` (cursor, table_name, op, row_id, owner, feed_key).
+/// The columns of `change_events` a change is read from, in the order [`retained_change`]
+/// reads them.
+pub(in crate::realtime) const RETAINED_COLUMNS: &str =
+    "cursor, table_name, op, row_id, owner, feed_key";
+
+/// One row of `change_events`, selected as [`RETAINED_COLUMNS`].
 pub(in crate::realtime) fn retained_change(
     row: &sea_orm::QueryResult,
 ) -> Result<(i64, Option<Change>), FeedError> {

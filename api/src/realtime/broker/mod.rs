@@ -37,7 +37,7 @@ use self::session::{Route, routes};
 use super::change::{Change, Delivery, Write};
 use crate::error::ApiError;
 
-pub(super) use self::feed::retained_change;
+pub(super) use self::feed::{RETAINED_COLUMNS, retained_change};
 pub use self::session::{Filter, Session};
 
 /// The most tables a [`Filter`] can name (a bit each); `tables()` must not outgrow it.
