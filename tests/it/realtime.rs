@@ -964,6 +964,23 @@ async fn changes_arrive_in_cursor_order_when_transactions_commit_out_of_order_or
             .unwrap()
     };
 
+    // The feed starts with the server, so the fixtures' changes may still be on their way
+    // to this subscriber. Changes arrive in cursor order: once a marker change made now has
+    // arrived, they all have, and the scenario starts from an empty record.
+    t.db.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "UPDATE ai_tasks SET task_name = 'marker' WHERE id = $1",
+        [second.into()],
+    ))
+    .await
+    .unwrap();
+    client
+        .until("tasks", Duration::from_secs(5), |p| {
+            p["data"]["rowChanged"]["op"] == "UPDATE" && row_of(p) == second.to_string()
+        })
+        .await;
+    client.events.clear();
+
     // The first task's change takes the lower cursor but commits second.
     let slow = t.db.begin().await.unwrap();
     slow.execute_raw(update(first)).await.unwrap();
