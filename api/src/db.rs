@@ -100,21 +100,38 @@ pub use migration::APP_ROLE;
 /// On PostgreSQL, one transaction per request that runs as [`APP_ROLE`] with the
 /// principal's claims in `request.jwt.claims` (Supabase's convention), so the policies
 /// apply to everything the request does: the second wall behind the API's own scoping.
-/// On SQLite (no row-level security), the pool.
+/// On SQLite (no row-level security), a request that writes holds one `BEGIN IMMEDIATE`
+/// transaction (the write lock from the start, so two writers never deadlock on an
+/// upgrade), and a read-only request reads the pool.
 #[derive(Clone)]
 pub enum RequestDb {
     /// The pool, as is.
     Pool(DatabaseConnection),
     /// The request's transaction.
-    Transaction(Arc<PgRequest>),
+    Transaction(Arc<TxRequest>),
 }
 
-/// A request's PostgreSQL transaction, held on an sqlx connection rather than a sea-orm
-/// transaction so that it costs as few round trips as possible: `BEGIN` and the claims
+/// A request's transaction, held on an sqlx connection rather than a sea-orm transaction
+/// so that it costs as few round trips as possible: on PostgreSQL `BEGIN` and the claims
 /// go in one, and a read ends with a rollback that the pool sends along with the check it
 /// makes anyway when the connection comes back, instead of a `COMMIT` of its own.
-pub struct PgRequest {
-    transaction: tokio::sync::Mutex<sqlx::Transaction<'static, sqlx::Postgres>>,
+pub struct TxRequest {
+    backend: DbBackend,
+    transaction: tokio::sync::Mutex<Tx>,
+}
+
+enum Tx {
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+}
+
+/// What a request is going to do, which decides how its transaction starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Only reads.
+    Read,
+    /// Writes (a mutation).
+    Write,
 }
 
 /// How a request's work ends.
@@ -138,24 +155,37 @@ impl RequestDb {
     pub async fn begin(
         pool: &DatabaseConnection,
         claims: &serde_json::Value,
+        access: Access,
     ) -> Result<Self, DbErr> {
-        if pool.get_database_backend() != DbBackend::Postgres {
-            return Ok(Self::Pool(pool.clone()));
-        }
-        // The simple-query protocol takes no parameters: the claims go in as a literal.
-        // `true` keeps both settings to this transaction.
-        let begin = format!(
-            "BEGIN; SELECT set_config('request.jwt.claims', {}, true), set_config('role', {}, true)",
-            quote_literal(&claims.to_string()),
-            quote_literal(APP_ROLE),
-        );
-        let transaction = pool
-            .get_postgres_connection_pool()
-            .begin_with(sqlx::AssertSqlSafe(begin))
-            .await
-            .map_err(query_error)?;
-        Ok(Self::Transaction(Arc::new(PgRequest {
-            transaction: tokio::sync::Mutex::new(transaction),
+        let tx = match pool.get_database_backend() {
+            DbBackend::Postgres => {
+                // The simple-query protocol takes no parameters: the claims go in as a
+                // literal. `true` keeps both settings to this transaction.
+                let begin = format!(
+                    "BEGIN; SELECT set_config('request.jwt.claims', {}, true), set_config('role', {}, true)",
+                    quote_literal(&claims.to_string()),
+                    quote_literal(APP_ROLE),
+                );
+                let transaction = pool
+                    .get_postgres_connection_pool()
+                    .begin_with(sqlx::AssertSqlSafe(begin))
+                    .await
+                    .map_err(query_error)?;
+                Tx::Postgres(transaction)
+            }
+            _ if access == Access::Read => return Ok(Self::Pool(pool.clone())),
+            _ => {
+                let transaction = pool
+                    .get_sqlite_connection_pool()
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(query_error)?;
+                Tx::Sqlite(transaction)
+            }
+        };
+        Ok(Self::Transaction(Arc::new(TxRequest {
+            backend: pool.get_database_backend(),
+            transaction: tokio::sync::Mutex::new(tx),
         })))
     }
 
@@ -166,10 +196,10 @@ impl RequestDb {
             return Ok(());
         };
         match (Arc::try_unwrap(request), end) {
-            (Ok(request), End::Commit) => {
-                let transaction = request.transaction.into_inner();
-                transaction.commit().await.map_err(query_error)
-            }
+            (Ok(request), End::Commit) => match request.transaction.into_inner() {
+                Tx::Postgres(transaction) => transaction.commit().await.map_err(query_error),
+                Tx::Sqlite(transaction) => transaction.commit().await.map_err(query_error),
+            },
             // Dropping it queues the rollback on the connection.
             (_, End::Discard) => Ok(()),
             (Err(_), End::Commit) => Err(DbErr::Custom(
@@ -192,48 +222,79 @@ fn exec_error(error: sqlx::Error) -> DbErr {
     DbErr::Exec(sea_orm::RuntimeErr::SqlxError(Arc::new(error)))
 }
 
-impl PgRequest {
-    fn bind(stmt: &sea_orm::Statement) -> sqlx::query::Query<'_, sqlx::Postgres, SqlxValues> {
+/// `stmt` with its values, bound for sqlx on backend `$db`.
+macro_rules! bind {
+    ($db:ty, $stmt:expr) => {{
         count_statement();
-        let values = stmt
+        let values = $stmt
             .values
             .clone()
             .unwrap_or(sea_orm::sea_query::Values(Vec::new()));
-        sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values))
-    }
+        sqlx::query_with::<$db, _>(sqlx::AssertSqlSafe($stmt.sql.as_str()), SqlxValues(values))
+    }};
+}
 
+impl TxRequest {
     async fn execute(&self, stmt: &sea_orm::Statement) -> Result<sea_orm::ExecResult, DbErr> {
-        let mut transaction = self.transaction.lock().await;
-        let result = Self::bind(stmt).execute(&mut **transaction).await;
-        result.map(Into::into).map_err(exec_error)
+        let mut tx = self.transaction.lock().await;
+        let result = match &mut *tx {
+            Tx::Postgres(t) => bind!(sqlx::Postgres, stmt)
+                .execute(&mut **t)
+                .await
+                .map(Into::into),
+            Tx::Sqlite(t) => bind!(sqlx::Sqlite, stmt)
+                .execute(&mut **t)
+                .await
+                .map(Into::into),
+        };
+        result.map_err(exec_error)
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<sea_orm::ExecResult, DbErr> {
         count_statement();
-        let mut transaction = self.transaction.lock().await;
-        let result = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-            .execute(&mut **transaction)
-            .await;
-        result.map(Into::into).map_err(exec_error)
+        let mut tx = self.transaction.lock().await;
+        let sql = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()));
+        let result = match &mut *tx {
+            Tx::Postgres(t) => sql.execute(&mut **t).await.map(Into::into),
+            Tx::Sqlite(t) => sql.execute(&mut **t).await.map(Into::into),
+        };
+        result.map_err(exec_error)
     }
 
     async fn query_one(
         &self,
         stmt: &sea_orm::Statement,
     ) -> Result<Option<sea_orm::QueryResult>, DbErr> {
-        let mut transaction = self.transaction.lock().await;
-        let row = Self::bind(stmt).fetch_optional(&mut **transaction).await;
-        row.map(|row| row.map(Into::into)).map_err(query_error)
+        let mut tx = self.transaction.lock().await;
+        let row = match &mut *tx {
+            Tx::Postgres(t) => bind!(sqlx::Postgres, stmt)
+                .fetch_optional(&mut **t)
+                .await
+                .map(|row| row.map(Into::into)),
+            Tx::Sqlite(t) => bind!(sqlx::Sqlite, stmt)
+                .fetch_optional(&mut **t)
+                .await
+                .map(|row| row.map(Into::into)),
+        };
+        row.map_err(query_error)
     }
 
     async fn query_all(
         &self,
         stmt: &sea_orm::Statement,
     ) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
-        let mut transaction = self.transaction.lock().await;
-        let rows = Self::bind(stmt).fetch_all(&mut **transaction).await;
-        rows.map(|rows| rows.into_iter().map(Into::into).collect())
-            .map_err(query_error)
+        let mut tx = self.transaction.lock().await;
+        let rows = match &mut *tx {
+            Tx::Postgres(t) => bind!(sqlx::Postgres, stmt)
+                .fetch_all(&mut **t)
+                .await
+                .map(|rows| rows.into_iter().map(Into::into).collect()),
+            Tx::Sqlite(t) => bind!(sqlx::Sqlite, stmt)
+                .fetch_all(&mut **t)
+                .await
+                .map(|rows| rows.into_iter().map(Into::into).collect()),
+        };
+        rows.map_err(query_error)
     }
 }
 
@@ -242,7 +303,7 @@ impl sea_orm::ConnectionTrait for RequestDb {
     fn get_database_backend(&self) -> DbBackend {
         match self {
             Self::Pool(db) => db.get_database_backend(),
-            Self::Transaction(_) => DbBackend::Postgres,
+            Self::Transaction(request) => request.backend,
         }
     }
 

@@ -34,6 +34,72 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// What is wrong with one input field, as a mutation's `userErrors` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum InputCode {
+    /// A required value is missing or null.
+    Blank,
+    /// The value is not acceptable (wrong form, out of range, not allowed).
+    Invalid,
+    /// Another row already has this value.
+    Taken,
+    /// The row referred to does not exist, or is not the caller's (the two read alike).
+    NotFound,
+    /// The text is longer than the column allows.
+    TooLong,
+    /// The row changed since the caller read it (`expectedUpdatedAt`).
+    Stale,
+    /// The credentials were refused (sign-in).
+    Unauthenticated,
+    /// Not run: an earlier mutation of the same request failed, and nothing of the
+    /// request was kept.
+    NotRun,
+}
+
+impl InputCode {
+    /// Every code, for the GraphQL enum.
+    pub const ALL: [Self; 8] = [
+        Self::Blank,
+        Self::Invalid,
+        Self::Taken,
+        Self::NotFound,
+        Self::TooLong,
+        Self::Stale,
+        Self::Unauthenticated,
+        Self::NotRun,
+    ];
+
+    /// The code's name, as clients see it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Blank => "BLANK",
+            Self::Invalid => "INVALID",
+            Self::Taken => "TAKEN",
+            Self::NotFound => "NOT_FOUND",
+            Self::TooLong => "TOO_LONG",
+            Self::Stale => "STALE",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::NotRun => "NOT_RUN",
+        }
+    }
+
+    /// What the code means, for the schema.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::Blank => "A required value is missing or null.",
+            Self::Invalid => "The value is not acceptable (wrong form, out of range, not allowed).",
+            Self::Taken => "Another row already has this value.",
+            Self::NotFound => "The row referred to does not exist, or is not the caller's.",
+            Self::TooLong => "The text is longer than the field allows.",
+            Self::Stale => "The row changed since `expectedUpdatedAt`; nothing was written.",
+            Self::Unauthenticated => "The credentials were refused.",
+            Self::NotRun => {
+                "Not run: an earlier mutation of the request failed, so nothing of it was kept."
+            }
+        }
+    }
+}
+
 /// The API's result type.
 pub type ApiResult<T, E = ApiError> = Result<T, E>;
 

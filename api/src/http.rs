@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_graphql::http::GraphiQLSource;
+use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, Executor as _, Value};
 use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLBatchRequest, GraphQLRequest, GraphQLResponse};
@@ -14,63 +15,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use sea_orm::DatabaseConnection;
 use serde_json::json;
 
-use crate::auth::{self, Credentials, Keys, Principal};
-use crate::db::{End, RequestDb, backend_name, count_statements};
+use crate::auth::{self, Credentials};
+use crate::db::{Access, backend_name, count_statements};
 use crate::error::ApiError;
-use crate::graphql::plan::{PlanCache, PlanKey};
-use crate::graphql::{Limits, RequestContext, batch_loader};
-use crate::store::Scope;
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    /// The connection pool.
-    pub db: DatabaseConnection,
-    /// The GraphQL schema.
-    pub schema: async_graphql::dynamic::Schema,
-    /// The keys credentials are verified with.
-    pub keys: Arc<Keys>,
-    /// The request limits.
-    pub limits: Limits,
-    /// Compiled read plans (the executor's fast path), by document.
-    pub plans: Arc<PlanCache>,
-    /// Whether the API scopes reads by the principal. Always true in service; tests turn
-    /// it off to show that PostgreSQL's row-level security still filters every row.
-    pub api_scoping: bool,
-    /// The realtime broker: subscriptions, and (on SQLite) the writes mutations publish.
-    pub realtime: crate::realtime::Broker,
-}
-
-impl AppState {
-    /// What every resolver of one request (or one WebSocket connection) reads.
-    pub fn request_context(
-        &self,
-        db: RequestDb,
-        scope: Scope,
-        principal: Principal,
-    ) -> RequestContext {
-        RequestContext {
-            db,
-            scope,
-            principal,
-            pool: self.db.clone(),
-            keys: self.keys.clone(),
-        }
-    }
-
-    /// The scope reads run with: the principal's, unless a test switched the API's own
-    /// scoping off (then only row-level security filters).
-    pub fn read_scope(&self, scope: Scope) -> Scope {
-        if self.api_scoping {
-            scope
-        } else {
-            Scope::Service
-        }
-    }
-}
+use crate::graphql::plan::PlanKey;
+use crate::request::Ended;
+pub use crate::state::AppState;
 
 /// Builds the router the server and the tests use.
 pub fn router(state: AppState) -> Router {
@@ -130,17 +82,31 @@ async fn graphql_get(
         Ok(request) => request.into_inner(),
         Err(rejection) => return rejection.into_response(),
     };
-    let mutation = async_graphql::parser::parse_query(&request.query).is_ok_and(|document| {
-        document
-            .operations
-            .iter()
-            .any(|(_, op)| op.node.ty == async_graphql::parser::types::OperationType::Mutation)
-    });
-    if mutation {
+    let request = BatchRequest::Single(request);
+    if access_of(&request) == Access::Write {
         let error = ApiError::bad_input("query", "mutations must be sent with POST");
         return error_response(StatusCode::METHOD_NOT_ALLOWED, &error);
     }
-    execute(&state, &headers, BatchRequest::Single(request)).await
+    execute(&state, &headers, request).await
+}
+
+/// Whether `batch` holds a mutation (then it runs in a write transaction).
+fn access_of(batch: &BatchRequest) -> Access {
+    let mutates = |request: &async_graphql::Request| {
+        // Most requests are queries: look for the keyword before parsing.
+        request.query.contains("mutation")
+            && async_graphql::parser::parse_query(&request.query).is_ok_and(|document| {
+                document
+                    .operations
+                    .iter()
+                    .any(|(_, op)| op.node.ty == OperationType::Mutation)
+            })
+    };
+    if batch.iter().any(mutates) {
+        Access::Write
+    } else {
+        Access::Read
+    }
 }
 
 async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> Response {
@@ -154,48 +120,49 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
         Err(error) => return error_response(StatusCode::OK, &error),
     };
     let scope = match auth::scope_of(&state.db, &principal).await {
-        Ok(scope) => state.read_scope(scope),
+        Ok(scope) => scope,
         Err(error) => return error_response(StatusCode::OK, &error),
     };
-    let db = match RequestDb::begin(&state.db, &principal.claims()).await {
-        Ok(db) => db,
-        Err(error) => return error_response(StatusCode::OK, &ApiError::from(error)),
+    let access = access_of(&batch);
+    let request = match state.open(principal, scope, access).await {
+        Ok(request) => request,
+        Err(error) => return error_response(StatusCode::OK, &error),
     };
     let counter = Arc::new(AtomicUsize::new(0));
     let plan_key = match &batch {
-        BatchRequest::Single(request) => Some(PlanKey::new(
-            &request.query,
-            request.operation_name.as_deref(),
+        BatchRequest::Single(single) if access == Access::Read => Some(PlanKey::new(
+            &single.query,
+            single.operation_name.as_deref(),
         )),
-        BatchRequest::Batch(_) => None,
+        _ => None,
     };
-    if let (Some(key), BatchRequest::Single(request)) = (&plan_key, &batch) {
-        let answer = (state.plans).answer(key, &db, &scope, &request.variables, &state.limits);
+    if let (Some(key), BatchRequest::Single(single)) = (&plan_key, &batch) {
+        let answer = (state.plans).answer(
+            key,
+            request.db(),
+            request.scope(),
+            &single.variables,
+            &state.limits,
+        );
         match count_statements(counter.clone(), answer).await {
             Ok(Some(answer)) => {
-                return match db.finish(End::Discard).await {
-                    Ok(()) => plan_response(answer, counter.load(Ordering::Relaxed)),
-                    Err(error) => error_response(StatusCode::OK, &ApiError::from(error)),
+                return match request.finish(true).await {
+                    Ok(_) => plan_response(answer, counter.load(Ordering::Relaxed)),
+                    Err(error) => error_response(StatusCode::OK, &error),
                 };
             }
             // No plan, or not one for this request: the executor answers.
             Ok(None) => {}
             Err(error) => {
-                let _ = db.finish(End::Discard).await;
+                let _ = request.finish(false).await;
                 return error_response(StatusCode::OK, &error);
             }
         }
     }
-    let prepare = |request: async_graphql::Request| {
-        request
-            .data(state.request_context(db.clone(), scope.clone(), principal.clone()))
-            .data(batch_loader(db.clone(), scope.clone()))
-            .data(state.realtime.clone())
-    };
     let batch = match batch {
-        BatchRequest::Single(request) => BatchRequest::Single(prepare(request)),
+        BatchRequest::Single(single) => BatchRequest::Single(request.attach(single)),
         BatchRequest::Batch(requests) => {
-            BatchRequest::Batch(requests.into_iter().map(prepare).collect())
+            BatchRequest::Batch(requests.into_iter().map(|r| request.attach(r)).collect())
         }
     };
     let response = count_statements(counter.clone(), state.schema.execute_batch(batch)).await;
@@ -203,17 +170,22 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
         BatchResponse::Single(r) => r.is_ok(),
         BatchResponse::Batch(rs) => rs.iter().all(|r| r.is_ok()),
     };
-    if let Err(error) = db.finish(End::commit_if(ok)).await {
-        return error_response(StatusCode::OK, &ApiError::from(error));
-    }
+    let ended = match request.finish(ok).await {
+        Ok(ended) => ended,
+        Err(error) => return error_response(StatusCode::OK, &error),
+    };
     if let (true, Some(key)) = (ok, &plan_key) {
         state.plans.learn(key);
     }
     match response {
-        BatchResponse::Single(response) => {
+        BatchResponse::Single(mut response) => {
             let statements = counter.load(Ordering::Relaxed);
-            GraphQLResponse::from(response.extension("sqlStatements", Value::from(statements)))
-                .into_response()
+            response = response.extension("sqlStatements", Value::from(statements));
+            if ended == Ended::RolledBack {
+                // Nothing of the request was kept: say so beside the payloads.
+                response = response.extension("transaction", Value::from("ROLLED_BACK"));
+            }
+            GraphQLResponse::from(response).into_response()
         }
         batch => GraphQLResponse::from(batch).into_response(),
     }

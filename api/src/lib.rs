@@ -11,6 +11,8 @@ pub mod graphql;
 pub mod http;
 pub mod ops;
 pub mod realtime;
+pub mod request;
+pub mod state;
 pub mod store;
 pub mod tables;
 
@@ -19,7 +21,8 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::{DatabaseConnection, DbBackend};
 
 pub use config::Config;
-pub use http::{AppState, router};
+pub use http::router;
+pub use state::AppState;
 
 /// Opens the database; an embedded SQLite file is migrated on first start.
 ///

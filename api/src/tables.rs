@@ -73,16 +73,6 @@ impl ValueKind {
     }
 }
 
-/// Columns that hold secrets: stored, never served.
-const SECRET_COLUMNS: &[&str] = &[
-    "password_hash",
-    "key_hash",
-    "token_hash",
-    "access_token_enc",
-    "secret_enc",
-    "secrets_enc",
-];
-
 /// One column of a table.
 #[derive(Clone, Debug)]
 pub struct Column {
@@ -94,6 +84,8 @@ pub struct Column {
     pub nullable: bool,
     /// Whether it holds a secret (never selected for reading, never a field).
     pub secret: bool,
+    /// The most characters it holds (`varchar(n)`), checked by the API on both backends.
+    pub max_len: Option<u32>,
 }
 
 /// One relation of a table, through a single-column foreign key.
@@ -135,6 +127,38 @@ impl Table {
     pub fn id_column(&self) -> usize {
         self.column_index("id").unwrap_or(0)
     }
+
+    /// The columns a client may give when creating a row: all but those the server sets
+    /// (the id, the timestamps, the secrets and the declared `server_set`). The owner key
+    /// is among them: only `service_role` may name another owner than its own.
+    pub fn create_columns(&self) -> Vec<usize> {
+        let Some(spec) = self.spec else {
+            return Vec::new();
+        };
+        (0..self.columns.len())
+            .filter(|&i| {
+                let c = &self.columns[i];
+                !matches!(c.name, "id" | "created_at" | "updated_at")
+                    && !c.secret
+                    && !spec.writes.server_set.contains(&c.name)
+            })
+            .collect()
+    }
+
+    /// The columns a client may change: those it may create, minus the owner key (a row
+    /// never moves to another tenant) and the declared `fixed` ones.
+    pub fn update_columns(&self) -> Vec<usize> {
+        let Some(spec) = self.spec else {
+            return Vec::new();
+        };
+        self.create_columns()
+            .into_iter()
+            .filter(|&i| {
+                let name = self.columns[i].name;
+                name != spec.owner_column && !spec.writes.fixed.contains(&name)
+            })
+            .collect()
+    }
 }
 
 /// Every table the API serves.
@@ -169,7 +193,12 @@ impl Tables {
                         name: c.name,
                         kind: ValueKind::of(&c.column_type),
                         nullable: c.nullable,
-                        secret: SECRET_COLUMNS.contains(&c.name),
+                        secret: catalog::find(entity.table)
+                            .is_some_and(|spec| spec.secrets.contains(&c.name)),
+                        max_len: match c.column_type {
+                            ColumnType::String(sea_orm::sea_query::StringLen::N(n)) => Some(n),
+                            _ => None,
+                        },
                     })
                     .collect();
                 let relations = entity

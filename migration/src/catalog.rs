@@ -29,6 +29,122 @@ pub struct TableSpec {
     pub shared_when_null: bool,
     /// Whether the table has an `updated_at` that the database maintains.
     pub updated_at: bool,
+    /// The GraphQL object type, where the singular of the table name will not do.
+    pub type_name: Option<&'static str>,
+    /// Columns that hold secrets (hashes, ciphertexts): stored, never served, never set
+    /// by a client.
+    pub secrets: &'static [&'static str],
+    /// The column the typed subscription feeds filter on (a task's clone, a job's
+    /// project, ...), carried by every change event of the table.
+    pub feed_key: Option<&'static str>,
+    /// How the API may write the table.
+    pub writes: Writes,
+}
+
+/// The generated mutations a table has, and which columns clients set through them.
+///
+/// The server always sets the `id`, the timestamps, the secrets and (for everyone but
+/// `service_role`) the owner key; `server_set` names the table's other columns that only
+/// a workflow may change. A table with no generated mutations is written by workflows
+/// alone (the credit ledger, content versions, deliveries, audits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Writes {
+    /// `<object>Create(input:)`.
+    pub create: bool,
+    /// `<object>Update(id:, input:)`.
+    pub update: bool,
+    /// `<object>Delete(id:)`.
+    pub delete: bool,
+    /// The natural key `<objects>Upsert(inputs:)` matches rows on (a unique constraint
+    /// that includes the owner key); empty: no upsert.
+    pub upsert_key: &'static [&'static str],
+    /// Columns clients never set: a workflow's (balances, counters, states with rules).
+    pub server_set: &'static [&'static str],
+    /// Columns set on create and never changed (parent references, natural keys).
+    pub fixed: &'static [&'static str],
+}
+
+impl Writes {
+    /// No generated mutations: rows are made and changed by workflows only.
+    pub const WORKFLOW_ONLY: Self = Self {
+        create: false,
+        update: false,
+        delete: false,
+        upsert_key: &[],
+        server_set: &[],
+        fixed: &[],
+    };
+
+    /// Create, update and delete.
+    pub const CRUD: Self = Self {
+        create: true,
+        update: true,
+        delete: true,
+        ..Self::WORKFLOW_ONLY
+    };
+
+    /// Update only: rows made by the database or a workflow (one per user, say).
+    pub const UPDATE: Self = Self {
+        update: true,
+        ..Self::WORKFLOW_ONLY
+    };
+
+    /// These writes, with `columns` set on create only.
+    pub const fn fixed(self, columns: &'static [&'static str]) -> Self {
+        Self {
+            fixed: columns,
+            ..self
+        }
+    }
+
+    /// These writes, with `columns` left to workflows.
+    pub const fn server_set(self, columns: &'static [&'static str]) -> Self {
+        Self {
+            server_set: columns,
+            ..self
+        }
+    }
+
+    /// These writes, plus a bulk upsert on the natural key `columns`.
+    pub const fn upsert_on(self, columns: &'static [&'static str]) -> Self {
+        Self {
+            upsert_key: columns,
+            ..self
+        }
+    }
+
+    /// Whether the table has any generated mutation.
+    pub const fn any(&self) -> bool {
+        self.create || self.update || self.delete || !self.upsert_key.is_empty()
+    }
+}
+
+impl TableSpec {
+    /// The table with these generated writes.
+    pub const fn writes(self, writes: Writes) -> Self {
+        Self { writes, ..self }
+    }
+
+    /// The table with these secret columns.
+    pub const fn secrets(self, secrets: &'static [&'static str]) -> Self {
+        Self { secrets, ..self }
+    }
+
+    /// The table with this feed key column.
+    pub const fn feed_key(self, column: &'static str) -> Self {
+        Self {
+            feed_key: Some(column),
+            ..self
+        }
+    }
+
+    /// The table with this GraphQL type name.
+    pub const fn type_name(self, name: &'static str) -> Self {
+        Self {
+            type_name: Some(name),
+            ..self
+        }
+    }
 }
 
 const fn table(
@@ -45,6 +161,10 @@ const fn table(
         owner_column,
         shared_when_null: false,
         updated_at,
+        type_name: None,
+        secrets: &[],
+        feed_key: None,
+        writes: Writes::WORKFLOW_ONLY,
     }
 }
 
@@ -73,14 +193,16 @@ const fn shared(spec: TableSpec) -> TableSpec {
     }
 }
 
-/// Every table, in creation order (parents before children).
+/// Every table, in creation order (parents before children). New tables go at the end:
+/// the migrations that secure the first tables take exactly the first
+/// [`FIRST_TABLES`] entries.
 pub const TABLES: &[TableSpec] = &[
     // accounts
-    table("users", "accounts", Tenant::User, "id", true),
-    user("profiles", "accounts", true),
-    user("api_keys", "accounts", true),
-    user("notifications", "accounts", true),
-    user("notification_preferences", "accounts", true),
+    table("users", "accounts", Tenant::User, "id", true).secrets(&["password_hash"]),
+    user("profiles", "accounts", true).writes(Writes::UPDATE),
+    user("api_keys", "accounts", true).secrets(&["key_hash"]),
+    user("notifications", "accounts", true).writes(Writes::CRUD),
+    user("notification_preferences", "accounts", true).writes(Writes::UPDATE),
     user("activity_logs", "accounts", false),
     user("usage_metrics", "accounts", true),
     // billing
@@ -88,28 +210,48 @@ pub const TABLES: &[TableSpec] = &[
     user("credit_transactions", "billing", false),
     user("payments", "billing", true),
     // crawling
-    user("projects", "crawling", true),
-    user("crawl_jobs", "crawling", true),
-    user("images", "crawling", true),
+    user("projects", "crawling", true).writes(Writes::CRUD),
+    user("crawl_jobs", "crawling", true)
+        .feed_key("project_id")
+        .writes(
+            Writes::CRUD
+                .fixed(&["project_id"])
+                .server_set(&["credits_reserved", "credits_used"]),
+        ),
+    user("images", "crawling", true).writes(Writes::CRUD.fixed(&["crawl_job_id"])),
     // studio
-    user("ai_clones", "studio", true),
-    user("ai_tasks", "studio", true),
+    user("ai_clones", "studio", true).writes(Writes::CRUD),
+    user("ai_tasks", "studio", true)
+        .feed_key("clone_id")
+        .writes(Writes::CRUD.fixed(&["clone_id"])),
     // shopify
-    table("shops", "shopify", Tenant::Shop, "id", true),
-    shop("products", "shopify", true),
+    table("shops", "shopify", Tenant::Shop, "id", true).secrets(&["access_token_enc"]),
+    shop("products", "shopify", true).writes(
+        Writes::CRUD
+            .fixed(&["shopify_id"])
+            .upsert_on(&["shop_id", "shopify_id"]),
+    ),
     shop("content_revisions", "shopify", true),
-    shop("performance_metrics", "shopify", false),
-    shared(shop("ai_models", "shopify", true)),
+    shop("performance_metrics", "shopify", false).writes(Writes::CRUD.fixed(&["product_id"])),
+    shared(shop("ai_models", "shopify", true)).writes(Writes::CRUD),
     shop("usage_logs", "shopify", false),
-    shop("cache", "shopify", true),
+    shop("cache", "shopify", true)
+        .type_name("CacheEntry")
+        .writes(Writes::CRUD),
     shop("events", "shopify", false),
-    shop("orders_cache", "shopify", true),
+    shop("orders_cache", "shopify", true)
+        .type_name("CachedOrder")
+        .writes(
+            Writes::CRUD
+                .fixed(&["order_id"])
+                .upsert_on(&["shop_id", "order_id"]),
+        ),
     // experiments
-    shop("recommendations", "experiments", true),
+    shop("recommendations", "experiments", true).writes(Writes::CRUD),
     shop("patches", "experiments", true),
-    shop("experiments", "experiments", true),
+    shop("experiments", "experiments", true).writes(Writes::CRUD),
     shop("assignments", "experiments", false),
-    shop("results_aggregates", "experiments", true),
+    shop("results_aggregates", "experiments", true).feed_key("experiment_id"),
     // distribution
     table(
         "distributors",
@@ -117,25 +259,43 @@ pub const TABLES: &[TableSpec] = &[
         Tenant::Distributor,
         "id",
         true,
+    )
+    .writes(Writes::UPDATE),
+    distributor("user_profiles", true).feed_key("user_id"),
+    distributor("user_invitations", true).secrets(&["token_hash"]),
+    distributor("customers", true).writes(Writes::CRUD),
+    distributor("customer_labels", true).writes(Writes::CRUD.fixed(&["customer_id"])),
+    distributor("conversations", true).writes(
+        Writes::CRUD
+            .fixed(&["customer_id"])
+            .server_set(&["unread_count", "last_message_at"]),
     ),
-    distributor("user_profiles", true),
-    distributor("user_invitations", true),
-    distributor("customers", true),
-    distributor("customer_labels", true),
-    distributor("conversations", true),
-    distributor("messages", true),
+    distributor("messages", true)
+        .feed_key("conversation_id")
+        .writes(Writes::CRUD.fixed(&["conversation_id"])),
     distributor("ai_responses", true),
-    distributor("catalog_products", true),
-    distributor("product_categories", true),
-    distributor("orders", true),
-    distributor("order_products", true),
+    distributor("catalog_products", true)
+        .writes(Writes::CRUD.upsert_on(&["distributor_id", "sku"])),
+    distributor("product_categories", true)
+        .writes(Writes::CRUD.upsert_on(&["distributor_id", "name"])),
+    distributor("orders", true).writes(
+        Writes::CRUD
+            .fixed(&["customer_id"])
+            .upsert_on(&["distributor_id", "order_number"]),
+    ),
+    distributor("order_products", true).writes(Writes::CRUD.fixed(&["order_id"])),
     distributor("ai_usage_metrics", true),
-    distributor("webhook_endpoints", true),
+    distributor("webhook_endpoints", true).secrets(&["secret_enc"]),
     distributor("webhook_deliveries", true),
-    distributor("external_integrations", true),
+    distributor("external_integrations", true)
+        .secrets(&["secrets_enc"])
+        .writes(Writes::CRUD.upsert_on(&["distributor_id", "provider"])),
     distributor("data_access_audits", false),
     distributor("pii_detections", false),
 ];
+
+/// How many tables the first schema (migrations 000001 to 000012) made.
+pub const FIRST_TABLES: usize = 47;
 
 /// Looks a table up by name.
 pub fn find(name: &str) -> Option<&'static TableSpec> {

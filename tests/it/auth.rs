@@ -140,7 +140,7 @@ on_both_backends! {
         assert_eq!(me.data()["users"]["nodes"], json!([{"email": "ada@example.com", "creditAccount": {"balance": 100}}]));
 
         let again = sign_up(&app, "ada@example.com", "another password").await;
-        assert_eq!(again["userErrors"][0]["code"], "CONFLICT");
+        assert_eq!(again["userErrors"][0]["code"], "TAKEN");
         let short = sign_up(&app, "bob@example.com", "short").await;
         assert_eq!(short["userErrors"][0]["field"], json!(["input", "password"]));
         let bad_email = sign_up(&app, "not-an-email", "long enough password").await;

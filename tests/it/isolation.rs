@@ -789,7 +789,9 @@ async fn rls_write_matrix(
         );
         let name = table.name;
         let before = failures.0.len();
-        let txn = api::db::RequestDb::begin(db, &claims).await.unwrap();
+        let txn = api::db::RequestDb::begin(db, &claims, api::db::Access::Read)
+            .await
+            .unwrap();
         let count = |sql: String| {
             let txn = txn.clone();
             async move {
@@ -836,7 +838,9 @@ async fn rls_write_matrix(
                 "UPDATE {name} SET {owner} = '{other}' WHERE id IN ({})",
                 list(&own)
             );
-            let txn = api::db::RequestDb::begin(db, &claims).await.unwrap();
+            let txn = api::db::RequestDb::begin(db, &claims, api::db::Access::Read)
+                .await
+                .unwrap();
             let result = txn.execute_unprepared(&sql).await;
             txn.finish(api::db::End::Discard).await.unwrap();
             failures.check(result.is_err(), || {
@@ -991,7 +995,9 @@ async fn claims_reach_postgres_verbatim() {
     };
     let t = t.migrated().await;
     let claims = json!({"role": "authenticated", "sub": "o'neil\\'); DROP TABLE shops; --\n\u{1}"});
-    let db = api::db::RequestDb::begin(&t.db, &claims).await.unwrap();
+    let db = api::db::RequestDb::begin(&t.db, &claims, api::db::Access::Read)
+        .await
+        .unwrap();
     let sql = "SELECT current_setting('request.jwt.claims') AS claims, current_user::text AS who";
     let row = db
         .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))

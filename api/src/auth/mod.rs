@@ -207,16 +207,22 @@ pub async fn scope_of<C: ConnectionTrait>(
         Principal::Service => Scope::Service,
         Principal::Shop { id } => Scope::Shop { id: *id },
         Principal::User { id, .. } => {
-            let distributors = user_profiles::Entity::find()
+            let memberships = user_profiles::Entity::find()
                 .select_only()
                 .column(user_profiles::Column::DistributorId)
+                .column(user_profiles::Column::Role)
                 .filter(user_profiles::Column::UserId.eq(*id))
-                .into_tuple::<Uuid>()
+                .into_tuple::<(Uuid, String)>()
                 .all(db)
                 .await?;
             Scope::User {
                 id: *id,
-                distributors,
+                viewing: memberships
+                    .iter()
+                    .filter(|(_, role)| role == "viewer")
+                    .map(|(distributor, _)| *distributor)
+                    .collect(),
+                distributors: memberships.into_iter().map(|(d, _)| d).collect(),
             }
         }
     })

@@ -27,24 +27,10 @@ pub use loaders::Batches;
 use model::model;
 use resolve::run;
 
-use crate::auth::Principal;
+pub use crate::request::RequestContext;
+
 use crate::db::RequestDb;
 use crate::store::Scope;
-
-/// What every resolver of one request reads: the database and who is asking.
-pub struct RequestContext {
-    /// The request's database (on PostgreSQL, its transaction under row-level security).
-    pub db: RequestDb,
-    /// The principal's row visibility.
-    pub scope: Scope,
-    /// Who is asking.
-    pub principal: Principal,
-    /// The pool with the service's own rights, for what the service does on its own
-    /// account (creating an account at sign-up, checking a password).
-    pub pool: sea_orm::DatabaseConnection,
-    /// The keys tokens are signed and checked with.
-    pub keys: std::sync::Arc<crate::auth::Keys>,
-}
 
 /// The request's batch loader. Prefetching hands it each level's keys at once, so it need
 /// not wait for siblings: a batch starts as soon as it is asked for.

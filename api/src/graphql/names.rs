@@ -34,10 +34,9 @@ pub fn screaming(snake: &str) -> String {
 
 /// The object type for one row of `table`: `content_revisions` -> `ContentRevision`.
 pub fn type_name(table: &str) -> String {
-    match table {
-        "cache" => "CacheEntry".to_owned(),
-        "orders_cache" => "CachedOrder".to_owned(),
-        _ => pascal(&entity::registry::singular(table)),
+    match migration::catalog::find(table).and_then(|spec| spec.type_name) {
+        Some(name) => name.to_owned(),
+        None => pascal(&entity::registry::singular(table)),
     }
 }
 

@@ -31,10 +31,10 @@ use serde::Deserialize;
 
 use super::broker::Session;
 use crate::auth::{self, Credentials};
-use crate::db::{End, RequestDb};
+use crate::db::Access;
 use crate::error::ApiError;
 use crate::graphql::batch_loader;
-use crate::http::AppState;
+use crate::state::AppState;
 
 /// How long a client has to send `connection_init`.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -101,19 +101,14 @@ impl ConnectionExecutor {
     async fn run_once(&self, session: Arc<Session>, request: Request) -> Response {
         let state = &self.state;
         let principal = session.principal.clone();
-        let scope = state.read_scope(session.scope());
-        let db = match RequestDb::begin(&state.db, &principal.claims()).await {
-            Ok(db) => db,
-            Err(error) => return error_response(error.into()),
+        let opened = match state.open(principal, session.scope(), Access::Read).await {
+            Ok(opened) => opened,
+            Err(error) => return error_response(error),
         };
-        let request = request
-            .data(state.request_context(db.clone(), scope.clone(), principal))
-            .data(batch_loader(db.clone(), scope))
-            .data(state.realtime.clone());
-        let response = state.schema.execute(request).await;
-        match db.finish(End::commit_if(response.is_ok())).await {
-            Ok(()) => response,
-            Err(error) => error_response(error.into()),
+        let response = state.schema.execute(opened.attach(request)).await;
+        match opened.finish(response.is_ok()).await {
+            Ok(_) => response,
+            Err(error) => error_response(error),
         }
     }
 }
@@ -167,12 +162,11 @@ impl Executor for ConnectionExecutor {
 /// for the relations a subscriber selects below an event's row. One per connection; the
 /// loader must not cache, since it serves every event of every subscription.
 fn connection_data(state: &AppState, session: &Arc<Session>) -> Data {
-    let scope = session.scope();
-    let db = RequestDb::Pool(state.db.clone());
-    let loader = batch_loader(db.clone(), scope.clone());
+    let context = state.subscription_context(session.scope(), session.principal.clone());
+    let loader = batch_loader(context.db.clone(), context.scope.clone());
     loader.enable_all_cache(false);
     let mut data = Data::default();
-    data.insert(state.request_context(db, scope, session.principal.clone()));
+    data.insert(context);
     data.insert(loader);
     data.insert(state.realtime.clone());
     data.insert(session.clone());

@@ -8,15 +8,19 @@
 mod aggregate;
 mod filter;
 mod order;
+mod outbox;
 mod read;
 mod scope;
 pub mod values;
+mod violation;
+pub mod write;
 
 pub use aggregate::{
     AggregateQuery, AggregateRow, GroupKey, MAX_GROUPS, Measure, Truncate, aggregate,
 };
 pub use filter::{Filter, Op};
 pub use order::{OrderTerm, Ordering};
+pub use outbox::Outbox;
 pub use read::{
     Columns, ListQuery, Page, PageRows, Parents, Row, count, count_by_parents, find_by_ids, list,
     list_by_parents,

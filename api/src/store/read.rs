@@ -159,7 +159,11 @@ fn listing<C: ConnectionTrait>(
     Ok((select, selected, ordering))
 }
 
-fn read_row(result: &sea_orm::QueryResult, table: &Table, selected: &[usize]) -> ApiResult<Row> {
+pub(super) fn read_row(
+    result: &sea_orm::QueryResult,
+    table: &Table,
+    selected: &[usize],
+) -> ApiResult<Row> {
     let mut row = vec![None; table.columns.len()];
     for (position, &i) in selected.iter().enumerate() {
         row[i] = Some(decode(result, position, table.columns[i].kind)?);

@@ -22,6 +22,8 @@ pub enum Scope {
         id: Uuid,
         /// The distributors the user is a member of (through `user_profiles`).
         distributors: Vec<Uuid>,
+        /// Those of them where the user is only a `viewer`: read, never written.
+        viewing: Vec<Uuid>,
     },
     /// A Shopify shop (session token): its own rows.
     Shop {
@@ -77,6 +79,74 @@ impl Scope {
             }
             (Self::Shop { id }, Tenant::Shop) => shared(owner == Some(*id)),
             _ => false,
+        }
+    }
+
+    /// The write rule: the owners whose rows of `table` the scope may create, change and
+    /// delete. Exactly the rows it reads ([`Scope::condition`]), minus shared rows (owner
+    /// null: `service_role` only) and the distributors where a user only views.
+    pub fn write_condition(&self, table: &Table) -> Result<Condition, ApiError> {
+        let Some(spec) = table.spec else {
+            return Err(ApiError::Internal(format!(
+                "table {} has no owner rule and cannot be written",
+                table.name
+            )));
+        };
+        let owner = || Expr::col(spec.owner_column);
+        Ok(match (self, spec.tenant) {
+            (Self::Service, _) => Condition::all(),
+            (Self::User { id, .. }, Tenant::User) => Condition::all().add(owner().eq(*id)),
+            (Self::User { .. }, Tenant::Distributor) => {
+                Condition::all().add(owner().is_in(self.writable_distributors()))
+            }
+            (Self::Shop { id }, Tenant::Shop) => Condition::all().add(owner().eq(*id)),
+            _ => Condition::all().add(Expr::cust("1 = 0")),
+        })
+    }
+
+    /// Whether the scope may write a row of `table` owned by `owner`: the rule of
+    /// [`Scope::write_condition`] for a row in hand. Keep the two in step.
+    pub fn may_write(&self, table: &Table, owner: Option<Uuid>) -> bool {
+        let Some(spec) = table.spec else {
+            return false;
+        };
+        match (self, spec.tenant, owner) {
+            (Self::Service, _, _) => true,
+            (Self::User { id, .. }, Tenant::User, Some(owner)) => owner == *id,
+            (Self::User { .. }, Tenant::Distributor, Some(owner)) => {
+                self.writable_distributors().contains(&owner)
+            }
+            (Self::Shop { id }, Tenant::Shop, Some(owner)) => owner == *id,
+            _ => false,
+        }
+    }
+
+    /// The owner a new row of `table` gets when neither the input nor a parent row names
+    /// one: the principal itself, or a user's only distributor it may write. `None` when
+    /// there is no such single owner (`service_role`, a member of several distributors).
+    pub fn own_key(&self, table: &Table) -> Option<Uuid> {
+        match (self, table.spec?.tenant) {
+            (Self::User { id, .. }, Tenant::User) | (Self::Shop { id }, Tenant::Shop) => Some(*id),
+            (Self::User { .. }, Tenant::Distributor) => match self.writable_distributors()[..] {
+                [only] => Some(only),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn writable_distributors(&self) -> Vec<Uuid> {
+        match self {
+            Self::User {
+                distributors,
+                viewing,
+                ..
+            } => distributors
+                .iter()
+                .filter(|d| !viewing.contains(d))
+                .copied()
+                .collect(),
+            _ => Vec::new(),
         }
     }
 }

@@ -198,7 +198,9 @@ async fn read_retained(
     }
     let owners: Option<Vec<Uuid>> = match session.scope() {
         Scope::Service => None,
-        Scope::User { id, distributors } => Some(std::iter::once(id).chain(distributors).collect()),
+        Scope::User {
+            id, distributors, ..
+        } => Some(std::iter::once(id).chain(distributors).collect()),
         Scope::Shop { id } => Some(vec![id]),
         Scope::Nobody => return Ok(Vec::new()),
     };

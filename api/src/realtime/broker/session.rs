@@ -137,7 +137,9 @@ pub(super) enum Route {
 pub(super) fn routes(scope: &Scope) -> Vec<Route> {
     match scope {
         Scope::Service => vec![Route::All],
-        Scope::User { id, distributors } => {
+        Scope::User {
+            id, distributors, ..
+        } => {
             let mut routes = vec![Route::Owner(Tenant::User, *id), Route::Shared(Tenant::User)];
             routes.extend(
                 distributors
@@ -164,7 +166,7 @@ pub(super) async fn load_rows(
 ) -> Result<HashMap<Uuid, Arc<Row>>, FeedError> {
     let claims: serde_json::Value =
         serde_json::from_str(&access.claims).unwrap_or(serde_json::Value::Null);
-    let request = RequestDb::begin(db, &claims).await?;
+    let request = RequestDb::begin(db, &claims, crate::db::Access::Read).await?;
     let columns = (0..table.columns.len()).fold(Columns::default(), |c, i| c.with(i));
     let found = store::find_by_ids(&request, &access.scope, table, columns, ids).await;
     request.finish(End::Discard).await?;

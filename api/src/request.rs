@@ -1,0 +1,168 @@
+//! Opening a request, for HTTP and WebSocket alike: who asks (the principal), which rows
+//! they see (the scope), the request's database work (one transaction), its batch loader
+//! and its outbox; and ending it: commit or roll back, then publish what was committed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use sea_orm::{ConnectionTrait as _, DatabaseConnection};
+
+use crate::auth::{Keys, Principal};
+use crate::db::{Access, End, RequestDb};
+use crate::error::ApiResult;
+use crate::graphql::batch_loader;
+use crate::realtime::Broker;
+use crate::state::AppState;
+use crate::store::{Outbox, Scope};
+
+/// What every resolver of one request reads: the database, who is asking, and where its
+/// writes are recorded.
+pub struct RequestContext {
+    /// The request's database (on PostgreSQL, its transaction under row-level security).
+    pub db: RequestDb,
+    /// The principal's row visibility.
+    pub scope: Scope,
+    /// Who is asking.
+    pub principal: Principal,
+    /// The pool with the service's own rights, for what the service does on its own
+    /// account (creating an account at sign-up, checking a password).
+    pub pool: DatabaseConnection,
+    /// The keys tokens are signed and checked with.
+    pub keys: Arc<Keys>,
+    /// The writes made so far, published after the commit.
+    pub outbox: Arc<Outbox>,
+    /// Set when a mutation of the request failed: the whole request rolls back.
+    pub failed: Arc<AtomicBool>,
+}
+
+impl RequestContext {
+    /// Marks the request as failed: nothing it wrote is committed or published.
+    pub fn fail(&self) {
+        self.failed.store(true, Ordering::Relaxed);
+    }
+
+    /// The database with the service's own rights, for what the service does on its own
+    /// account (creating an account, checking a password): on PostgreSQL the pool,
+    /// outside the caller's claims; on SQLite (no claims, one writer) the request's own
+    /// transaction, which may already hold the write lock.
+    pub fn service_db(&self) -> RequestDb {
+        match &self.db {
+            RequestDb::Transaction(_)
+                if self.db.get_database_backend() == sea_orm::DbBackend::Sqlite =>
+            {
+                self.db.clone()
+            }
+            _ => RequestDb::Pool(self.pool.clone()),
+        }
+    }
+
+    /// Whether an earlier mutation of the request failed.
+    pub fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
+/// A request in progress.
+pub struct Opened {
+    db: RequestDb,
+    scope: Scope,
+    principal: Principal,
+    access: Access,
+    outbox: Arc<Outbox>,
+    failed: Arc<AtomicBool>,
+    pool: DatabaseConnection,
+    keys: Arc<Keys>,
+    realtime: Broker,
+}
+
+/// How a request ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// Its writes, if any, were committed and published.
+    Kept,
+    /// It wrote, and nothing it wrote was kept.
+    RolledBack,
+}
+
+impl AppState {
+    /// Opens a request for `principal`, whose rows are `scope`: on PostgreSQL a
+    /// transaction under its claims; on SQLite one for a request that writes.
+    pub async fn open(
+        &self,
+        principal: Principal,
+        scope: Scope,
+        access: Access,
+    ) -> ApiResult<Opened> {
+        let db = RequestDb::begin(&self.db, &principal.claims(), access).await?;
+        Ok(Opened {
+            db,
+            scope: self.request_scope(scope),
+            principal,
+            access,
+            outbox: Arc::default(),
+            failed: Arc::default(),
+            pool: self.db.clone(),
+            keys: self.keys.clone(),
+            realtime: self.realtime.clone(),
+        })
+    }
+
+    /// The context of a WebSocket connection's subscriptions: the pool (a subscription
+    /// outlives any transaction), nothing to write.
+    pub fn subscription_context(&self, scope: Scope, principal: Principal) -> RequestContext {
+        RequestContext {
+            db: RequestDb::Pool(self.db.clone()),
+            scope: self.request_scope(scope),
+            principal,
+            pool: self.db.clone(),
+            keys: self.keys.clone(),
+            outbox: Arc::default(),
+            failed: Arc::default(),
+        }
+    }
+}
+
+impl Opened {
+    /// The request's database.
+    pub fn db(&self) -> &RequestDb {
+        &self.db
+    }
+
+    /// The request's scope.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// Gives a GraphQL request what its resolvers read: the context, a fresh batch
+    /// loader and the broker.
+    pub fn attach(&self, request: async_graphql::Request) -> async_graphql::Request {
+        request
+            .data(RequestContext {
+                db: self.db.clone(),
+                scope: self.scope.clone(),
+                principal: self.principal.clone(),
+                pool: self.pool.clone(),
+                keys: self.keys.clone(),
+                outbox: self.outbox.clone(),
+                failed: self.failed.clone(),
+            })
+            .data(batch_loader(self.db.clone(), self.scope.clone()))
+            .data(self.realtime.clone())
+    }
+
+    /// Ends the request: a write that succeeded (no errors, no failed mutation) commits
+    /// and then publishes its writes; anything else rolls back and publishes nothing.
+    pub async fn finish(self, ok: bool) -> ApiResult<Ended> {
+        let writes = self.access == Access::Write;
+        let commit = writes && ok && !self.failed.load(Ordering::Relaxed);
+        self.db.finish(End::commit_if(commit)).await?;
+        if commit {
+            self.realtime.publish(self.outbox.take());
+        }
+        Ok(if writes && !commit {
+            Ended::RolledBack
+        } else {
+            Ended::Kept
+        })
+    }
+}
