@@ -21,6 +21,7 @@ use crate::auth::{self, Credentials};
 use crate::db::{Access, backend_name, count_statements};
 use crate::error::ApiError;
 use crate::graphql::plan::PlanKey;
+use crate::idempotency::{self, Claim};
 use crate::request::Ended;
 pub use crate::state::AppState;
 
@@ -124,10 +125,30 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
         Err(error) => return error_response(StatusCode::OK, &error),
     };
     let access = access_of(&batch);
-    let request = match state.open(principal, scope, access).await {
+    let idempotency = match (headers.get(idempotency::HEADER), &batch, access) {
+        (Some(value), BatchRequest::Single(single), Access::Write) => {
+            match idempotency::parse_key(value) {
+                Ok(key) => Some((key, idempotency::request_hash(single))),
+                Err(error) => return error_response(StatusCode::OK, &error),
+            }
+        }
+        _ => None,
+    };
+    let request = match state.open(principal.clone(), scope, access).await {
         Ok(request) => request,
         Err(error) => return error_response(StatusCode::OK, &error),
     };
+    if let Some((key, hash)) = &idempotency {
+        let answer = match idempotency::claim(request.db(), &principal, key, hash).await {
+            Ok(Claim::Run) => None,
+            Ok(Claim::Replay(body)) => Some(replayed(body)),
+            Err(error) => Some(error_response(StatusCode::OK, &error)),
+        };
+        if let Some(answer) = answer {
+            let _ = request.finish(false).await;
+            return answer;
+        }
+    }
     let counter = Arc::new(AtomicUsize::new(0));
     let plan_key = match &batch {
         BatchRequest::Single(single) if access == Access::Read => Some(PlanKey::new(
@@ -170,6 +191,26 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
         BatchResponse::Single(r) => r.is_ok(),
         BatchResponse::Batch(rs) => rs.iter().all(|r| r.is_ok()),
     };
+    let mut response = match response {
+        BatchResponse::Single(response) => {
+            let statements = counter.load(Ordering::Relaxed);
+            response.extension("sqlStatements", Value::from(statements))
+        }
+        batch => {
+            return match request.finish(ok).await {
+                Ok(_) => GraphQLResponse::from(batch).into_response(),
+                Err(error) => error_response(StatusCode::OK, &error),
+            };
+        }
+    };
+    if let (true, Some((key, _))) = (ok && !request.has_failed(), &idempotency) {
+        // Stored in the request's transaction: kept exactly when its writes are.
+        let body = serde_json::to_string(&response).unwrap_or_default();
+        if let Err(error) = idempotency::store(request.db(), &principal, key, &body).await {
+            let _ = request.finish(false).await;
+            return error_response(StatusCode::OK, &error);
+        }
+    }
     let ended = match request.finish(ok).await {
         Ok(ended) => ended,
         Err(error) => return error_response(StatusCode::OK, &error),
@@ -177,18 +218,29 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
     if let (true, Some(key)) = (ok, &plan_key) {
         state.plans.learn(key);
     }
-    match response {
-        BatchResponse::Single(mut response) => {
-            let statements = counter.load(Ordering::Relaxed);
-            response = response.extension("sqlStatements", Value::from(statements));
-            if ended == Ended::RolledBack {
-                // Nothing of the request was kept: say so beside the payloads.
-                response = response.extension("transaction", Value::from("ROLLED_BACK"));
-            }
-            GraphQLResponse::from(response).into_response()
-        }
-        batch => GraphQLResponse::from(batch).into_response(),
+    if ended == Ended::RolledBack {
+        // Nothing of the request was kept: say so beside the payloads.
+        response = response.extension("transaction", Value::from("ROLLED_BACK"));
     }
+    GraphQLResponse::from(response).into_response()
+}
+
+/// The stored answer to a repeated `Idempotency-Key`, as it was first sent.
+fn replayed(body: String) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (
+                header::HeaderName::from_static("idempotent-replayed"),
+                HeaderValue::from_static("true"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// A plan's answer, in the executor's envelope: `data`, then `extensions` with the cost

@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod idempotency;
 pub mod ops;
 pub mod realtime;
 pub mod request;

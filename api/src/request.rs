@@ -133,6 +133,11 @@ impl Opened {
         &self.scope
     }
 
+    /// Whether a mutation of the request failed (the request will roll back).
+    pub fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+
     /// Gives a GraphQL request what its resolvers read: the context, a fresh batch
     /// loader and the broker.
     pub fn attach(&self, request: async_graphql::Request) -> async_graphql::Request {
@@ -154,7 +159,7 @@ impl Opened {
     /// and then publishes its writes; anything else rolls back and publishes nothing.
     pub async fn finish(self, ok: bool) -> ApiResult<Ended> {
         let writes = self.access == Access::Write;
-        let commit = writes && ok && !self.failed.load(Ordering::Relaxed);
+        let commit = writes && ok && !self.has_failed();
         self.db.finish(End::commit_if(commit)).await?;
         if commit {
             self.realtime.publish(self.outbox.take());

@@ -2,7 +2,9 @@
 //!
 //! The table migrations (one per domain) are portable DDL; what only PostgreSQL has (row-level
 //! security, partitions of `events`, GIN indexes) is added behind a backend check. The
-//! [`catalog`] lists every table with its owner, for the triggers, policies and checks.
+//! [`catalog`] lists every table with its owner, for the triggers, policies and checks;
+//! [`secure`] holds those per-table rules, and a migration that creates a new catalog table
+//! applies them with [`secure::secure_table`].
 
 pub use sea_orm_migration::prelude::*;
 
@@ -21,12 +23,16 @@ mod m20261122_000009_create_updated_at_triggers;
 mod m20261122_000010_create_row_level_security;
 mod m20261122_000011_create_app_role;
 mod m20261122_000012_create_change_feed;
+mod m20261207_000013_create_idempotency_keys;
+pub mod secure;
 
 pub use ddl::{SQLITE_NEW_UUID, SQLITE_NOW};
 pub use m20261122_000011_create_app_role::APP_ROLE;
 pub use m20261122_000012_create_change_feed::{
-    CHANGE_CHANNEL, CHANGE_EVENTS, MAX_RETAINED, RETENTION_MINUTES, change_trigger, feed_key,
+    CHANGE_CHANNEL, CHANGE_EVENTS, MAX_RETAINED, RETENTION_MINUTES, feed_key,
 };
+pub use m20261207_000013_create_idempotency_keys::IDEMPOTENCY_KEYS;
+pub use secure::change_trigger;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -47,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000010_create_row_level_security::Migration),
             Box::new(m20261122_000011_create_app_role::Migration),
             Box::new(m20261122_000012_create_change_feed::Migration),
+            Box::new(m20261207_000013_create_idempotency_keys::Migration),
         ]
     }
 }

@@ -1,4 +1,5 @@
-//! Row-level security on every table (PostgreSQL): DESIGN.md section 4 as policies.
+//! Row-level security on the tables of the first schema (PostgreSQL): DESIGN.md section 4
+//! as policies. Later tables get theirs from [`crate::secure::secure_table`].
 //!
 //! The principal is read from `request.jwt.claims`, Supabase's per-transaction setting:
 //! `sub` (a user id), `role` (`authenticated`, `service_role`, ...) and, for a Shopify
@@ -7,8 +8,8 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::catalog::{TABLES, TableSpec, Tenant};
 use crate::ddl::postgres_only;
+use crate::secure::{create_policies, drop_policies, first_tables};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -46,59 +47,20 @@ DROP FUNCTION IF EXISTS stratix_role();
 DROP FUNCTION IF EXISTS stratix_claims();
 ";
 
-/// The condition under which the principal owns a row of `table`.
-fn owns(table: &TableSpec) -> String {
-    let owner = table.owner_column;
-    match table.tenant {
-        Tenant::User => format!("{owner} = (SELECT stratix_uid())"),
-        Tenant::Shop => format!("{owner} = (SELECT stratix_shop_id())"),
-        Tenant::Distributor => format!("{owner} IN (SELECT unnest(stratix_distributor_ids()))"),
-    }
-}
-
-fn policies(table: &TableSpec) -> String {
-    let name = table.name;
-    let owns = owns(table);
-    let mut sql = format!(
-        "ALTER TABLE {name} ENABLE ROW LEVEL SECURITY;\n\
-         CREATE POLICY {name}_tenant ON {name} FOR ALL \
-         USING ((SELECT stratix_is_service()) OR {owns}) \
-         WITH CHECK ((SELECT stratix_is_service()) OR {owns});\n"
-    );
-    if table.shared_when_null {
-        let owner = table.owner_column;
-        let signed_in = match table.tenant {
-            Tenant::User => "(SELECT stratix_uid()) IS NOT NULL",
-            Tenant::Shop => "(SELECT stratix_shop_id()) IS NOT NULL",
-            Tenant::Distributor => "cardinality((SELECT stratix_distributor_ids())) > 0",
-        };
-        sql.push_str(&format!(
-            "CREATE POLICY {name}_shared_read ON {name} FOR SELECT \
-             USING ({owner} IS NULL AND {signed_in});\n"
-        ));
-    }
-    sql
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let mut sql = FUNCTIONS.to_owned();
-        for table in TABLES {
-            sql.push_str(&policies(table));
+        for table in first_tables() {
+            sql.push_str(&create_policies(table));
         }
         postgres_only(manager, &sql).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let mut sql = String::new();
-        for table in TABLES {
-            let name = table.name;
-            sql.push_str(&format!(
-                "DROP POLICY IF EXISTS {name}_tenant ON {name};\n\
-                 DROP POLICY IF EXISTS {name}_shared_read ON {name};\n\
-                 ALTER TABLE {name} DISABLE ROW LEVEL SECURITY;\n"
-            ));
+        for table in first_tables() {
+            sql.push_str(&drop_policies(table));
         }
         sql.push_str(DROP_FUNCTIONS);
         postgres_only(manager, &sql).await

@@ -4,11 +4,13 @@
 //!
 //! Roles belong to the whole cluster, so `up` creates it only if missing and `down`
 //! revokes what `up` granted, dropping the role only when no other database still uses it.
+//! The grants cover the tables of the first schema; later tables get theirs from
+//! [`crate::secure::secure_table`].
 
 use sea_orm_migration::prelude::*;
 
-use crate::catalog::TABLES;
 use crate::ddl::postgres_only;
+use crate::secure::{first_tables, grant, revoke};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -19,7 +21,7 @@ pub const APP_ROLE: &str = "stratix_app";
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let tables = TABLES.iter().map(|t| t.name).collect::<Vec<_>>().join(", ");
+        let grant = grant(first_tables());
         let sql = format!(
             "DO $$ BEGIN
                  -- Databases of one cluster may migrate at once: the role is shared.
@@ -38,15 +40,15 @@ impl MigrationTrait for Migration {
              DO $$ BEGIN
                  EXECUTE format('GRANT USAGE ON SCHEMA %I TO {APP_ROLE}', current_schema());
              END $$;
-             GRANT SELECT, INSERT, UPDATE, DELETE ON {tables} TO {APP_ROLE};"
+             {grant};"
         );
         postgres_only(manager, &sql).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let tables = TABLES.iter().map(|t| t.name).collect::<Vec<_>>().join(", ");
+        let revoke = revoke(first_tables());
         let sql = format!(
-            "REVOKE ALL ON {tables} FROM {APP_ROLE};
+            "{revoke};
              DO $$ BEGIN
                  EXECUTE format('REVOKE USAGE ON SCHEMA %I FROM {APP_ROLE}', current_schema());
                  BEGIN

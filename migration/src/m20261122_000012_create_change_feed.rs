@@ -1,6 +1,8 @@
 //! The change feed (PostgreSQL): every insert, update and delete on a catalog table is
 //! appended to `change_events` and announced with `pg_notify`, so a change made by any
-//! instance, worker or SQL session reaches the subscribers of every instance.
+//! instance, worker or SQL session reaches the subscribers of every instance. This
+//! migration puts the trigger on the tables of the first schema; later tables get theirs
+//! from [`crate::secure::secure_table`].
 //!
 //! - `change_events` keeps the recent changes (ten minutes, at most [`MAX_RETAINED`] rows)
 //!   under a monotonic `cursor` (bigserial), for subscribers that resume after a
@@ -17,9 +19,9 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::catalog::TABLES;
 use crate::ddl::postgres_only;
 use crate::m20261122_000011_create_app_role::APP_ROLE;
+use crate::secure::{create_change_trigger, drop_change_trigger, first_tables};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -39,28 +41,10 @@ pub const MAX_RETAINED: i64 = 1_000_000;
 /// How often (in changes) a writer prunes `change_events` in passing.
 const PRUNE_EVERY: i64 = 1000;
 
-/// Tables whose changes also carry one more key, the column the typed subscription feeds
-/// filter on (a task's clone, a job's project, ...). `user_profiles` carries its user, so
-/// a membership change can refresh that user's subscriptions.
-const FEED_KEYS: &[(&str, &str)] = &[
-    ("ai_tasks", "clone_id"),
-    ("crawl_jobs", "project_id"),
-    ("messages", "conversation_id"),
-    ("results_aggregates", "experiment_id"),
-    ("user_profiles", "user_id"),
-];
-
-/// The feed key column of `table`, if it has one.
+/// The feed key column of `table`, if it has one (declared in the catalog). Its value
+/// rides along with every change of the table.
 pub fn feed_key(table: &str) -> Option<&'static str> {
-    FEED_KEYS
-        .iter()
-        .find(|(t, _)| *t == table)
-        .map(|(_, column)| *column)
-}
-
-/// The trigger on `table` that records its changes.
-pub fn change_trigger(table: &str) -> String {
-    format!("{table}_change_feed")
+    crate::catalog::find(table)?.feed_key
 }
 
 fn function() -> String {
@@ -121,27 +105,16 @@ impl MigrationTrait for Migration {
              {}",
             function()
         );
-        for table in TABLES {
-            sql.push_str(&format!(
-                "CREATE TRIGGER {trigger} AFTER INSERT OR UPDATE OR DELETE ON {name} \
-                 FOR EACH ROW EXECUTE FUNCTION stratix_change_feed('{name}', '{owner}', '{key}');\n",
-                trigger = change_trigger(table.name),
-                name = table.name,
-                owner = table.owner_column,
-                key = feed_key(table.name).unwrap_or_default(),
-            ));
+        for table in first_tables() {
+            sql.push_str(&create_change_trigger(table));
         }
         postgres_only(manager, &sql).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let mut sql = String::new();
-        for table in TABLES {
-            sql.push_str(&format!(
-                "DROP TRIGGER IF EXISTS {} ON {};\n",
-                change_trigger(table.name),
-                table.name
-            ));
+        for table in first_tables() {
+            sql.push_str(&drop_change_trigger(table));
         }
         sql.push_str(&format!(
             "DROP FUNCTION IF EXISTS stratix_change_feed();

@@ -4,6 +4,7 @@
 mod auth;
 mod common;
 mod graphql;
+mod idempotency;
 mod isolation;
 mod plans;
 mod realtime;

@@ -1,10 +1,13 @@
 //! The foundation: migrations, `stratix check`, constraints, and the database's own
 //! behaviour (updated_at, new-user effects, partitions).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use api::ops::check;
 use migration::catalog::{CRITICAL_INDEXES, TABLES};
 use migration::{Migrator, MigratorTrait, introspect};
-use sea_orm::Value;
+use sea_orm::sea_query::StringLen;
+use sea_orm::{ColumnType, Value};
 use uuid::Uuid;
 
 use crate::common::{TestDb, on_both_backends};
@@ -27,6 +30,66 @@ async fn count(t: &TestDb, sql: &str, values: Vec<Value>) -> i64 {
         .unwrap()
 }
 
+/// `(table, column)` -> the length limit of a `varchar(n)` column.
+type StringLengths = BTreeMap<(String, String), u32>;
+
+/// The length limits the entities declare (`column_type = "String(StringLen::N(n))"`).
+fn declared_string_lengths() -> StringLengths {
+    entity::registry::all()
+        .into_iter()
+        .flat_map(|entity| {
+            entity
+                .columns
+                .into_iter()
+                .filter_map(move |column| match column.column_type {
+                    ColumnType::String(StringLen::N(n)) => {
+                        Some(((entity.table.to_owned(), column.name.to_owned()), n))
+                    }
+                    _ => None,
+                })
+        })
+        .collect()
+}
+
+/// The length limits of the `varchar(n)` columns of `tables`, as the database reports them:
+/// PostgreSQL's `character_maximum_length`, SQLite's declared type.
+async fn database_string_lengths(t: &TestDb, tables: &BTreeSet<String>) -> StringLengths {
+    let mut lengths = StringLengths::new();
+    if t.is_postgres() {
+        let rows = t
+            .query(
+                "SELECT table_name::text, column_name::text, character_maximum_length::int4 \
+                 FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND data_type = 'character varying' \
+                   AND character_maximum_length IS NOT NULL",
+                vec![],
+            )
+            .await;
+        for row in rows {
+            let table: String = row.try_get_by_index(0).unwrap();
+            let column: String = row.try_get_by_index(1).unwrap();
+            let length: i32 = row.try_get_by_index(2).unwrap();
+            if tables.contains(&table) {
+                lengths.insert((table, column), u32::try_from(length).unwrap());
+            }
+        }
+    } else {
+        for table in tables {
+            for column in introspect::columns(&t.db, table).await.unwrap() {
+                let declared = column.data_type.to_ascii_lowercase();
+                let length = declared
+                    .strip_prefix("varchar(")
+                    .and_then(|rest| rest.strip_suffix(')'))
+                    .map(|n| n.trim().parse::<u32>().unwrap());
+                if let Some(length) = length {
+                    lengths.insert((table.clone(), column.name), length);
+                }
+            }
+        }
+    }
+    lengths
+}
+
 on_both_backends! {
     async fn migrate_up_down_up_round_trips_and_check_passes(t) {
         Migrator::up(&t.db, None).await.unwrap();
@@ -41,10 +104,37 @@ on_both_backends! {
         Migrator::up(&t.db, None).await.unwrap();
         let report = check::run(&t.db).await.unwrap();
         assert!(report.passed(), "check after up, down, up:\n{report}");
-        // The catalog's tables, seaql_migrations, and on PostgreSQL the change feed's
-        // retention (`change_events`, infrastructure rather than tenant data).
-        let extra = if t.is_postgres() { 2 } else { 1 };
+        // The catalog's tables, seaql_migrations, the stored answers of idempotent
+        // requests, and on PostgreSQL the change feed's retention (`change_events`):
+        // infrastructure rather than tenant data.
+        let extra = if t.is_postgres() { 3 } else { 2 };
         assert_eq!(introspect::tables(&t.db).await.unwrap().len(), TABLES.len() + extra);
+    }
+
+    async fn entity_string_lengths_match_the_database(t) {
+        let t = t.migrated().await;
+        let tables: BTreeSet<String> =
+            entity::registry::all().iter().map(|e| e.table.to_owned()).collect();
+
+        let declared = declared_string_lengths();
+        let actual = database_string_lengths(&t, &tables).await;
+
+        let show = |n: Option<&u32>| n.map_or("no limit".to_owned(), |n| format!("varchar({n})"));
+        let mismatches: Vec<String> = declared
+            .keys()
+            .chain(actual.keys())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .filter(|key| declared.get(*key) != actual.get(*key))
+            .map(|key| {
+                let (table, column) = key;
+                let (entity, database) = (show(declared.get(key)), show(actual.get(key)));
+                format!("{table}.{column}: entity {entity}, database {database}")
+            })
+            .collect();
+        assert!(mismatches.is_empty(), "string lengths differ:\n{}", mismatches.join("\n"));
+        // Not vacuously equal: the schema does limit lengths, e.g. the sign-in address.
+        assert_eq!(actual.get(&("users".to_owned(), "email".to_owned())), Some(&255));
     }
 
     async fn check_names_a_dropped_index_and_a_dropped_trigger(t) {

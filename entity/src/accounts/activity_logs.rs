@@ -11,15 +11,18 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     /// The kind of record the entry is about, e.g. `ai_task` or `payment`.
+    #[sea_orm(column_type = "String(StringLen::N(50))")]
     pub log_type: String,
     /// The id of the record the entry is about.
     pub entity_id: Uuid,
     /// What happened, e.g. `status_changed`.
+    #[sea_orm(column_type = "String(StringLen::N(255))")]
     pub action: String,
     /// JSON object with the particulars (previous and new state, changed fields, ip).
     #[sea_orm(column_type = "JsonBinary")]
     pub details: Json,
     /// `debug`, `info`, `warning`, `error` or `critical`.
+    #[sea_orm(column_type = "String(StringLen::N(50))")]
     pub level: String,
     pub created_at: DateTimeUtc,
     /// The acting user; null once that user is deleted.

@@ -11,11 +11,13 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     /// The owner's label for the key.
+    #[sea_orm(column_type = "String(StringLen::N(200))")]
     pub name: String,
     /// The key's first characters, shown so the owner can tell keys apart.
+    #[sea_orm(column_type = "String(StringLen::N(20))")]
     pub key_prefix: String,
     /// Hash of the whole key; requests are matched on it. Unique.
-    #[sea_orm(unique)]
+    #[sea_orm(unique, column_type = "String(StringLen::N(255))")]
     pub key_hash: String,
     /// JSON array of granted scopes, e.g. `["read"]`.
     #[sea_orm(column_type = "JsonBinary")]

@@ -31,6 +31,7 @@ pub struct Model {
     /// Product news in the app (opt-in).
     pub marketing_in_app: bool,
     /// How emails are batched: `immediate`, `daily`, `weekly` or `never`.
+    #[sea_orm(column_type = "String(StringLen::N(20))")]
     pub digest_frequency: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

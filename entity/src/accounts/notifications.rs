@@ -10,10 +10,12 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     /// The kind: `system`, `crawl_job`, `ai_task`, `billing`, `security` or `marketing`.
-    #[sea_orm(column_name = "type")]
+    #[sea_orm(column_name = "type", column_type = "String(StringLen::N(50))")]
     pub r#type: String,
     /// How it is shown: `info`, `success`, `warning` or `error`.
+    #[sea_orm(column_type = "String(StringLen::N(20))")]
     pub severity: String,
+    #[sea_orm(column_type = "String(StringLen::N(255))")]
     pub title: String,
     pub body: String,
     /// JSON object with what the notification is about (ids, figures).

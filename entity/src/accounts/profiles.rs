@@ -10,12 +10,15 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     /// The name shown to others; starts as the user's `name`.
+    #[sea_orm(column_type = "String(StringLen::N(255))")]
     pub display_name: Option<String>,
     pub avatar_url: Option<String>,
     pub bio: Option<String>,
     /// IANA time zone name, e.g. `Europe/Berlin`.
+    #[sea_orm(column_type = "String(StringLen::N(64))")]
     pub timezone: String,
     /// BCP 47 language tag, e.g. `en` or `pt-BR`.
+    #[sea_orm(column_type = "String(StringLen::N(16))")]
     pub locale: String,
     pub onboarding_completed: bool,
     pub onboarding_completed_at: Option<DateTimeUtc>,

@@ -12,6 +12,7 @@ pub struct Model {
     /// The UTC day counted.
     pub date: Date,
     /// What is counted, e.g. `images_processed`, `api_calls`, `storage_bytes`.
+    #[sea_orm(column_type = "String(StringLen::N(50))")]
     pub metric: String,
     /// The day's total, in the metric's unit.
     pub value: i64,

@@ -11,12 +11,15 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     /// The sign-in address, stored lower-case; unique.
-    #[sea_orm(unique)]
+    #[sea_orm(unique, column_type = "String(StringLen::N(255))")]
     pub email: String,
+    #[sea_orm(column_type = "String(StringLen::N(255))")]
     pub name: Option<String>,
     /// Argon2 PHC string; null for users who sign in through an external provider.
+    #[sea_orm(column_type = "String(StringLen::N(255))")]
     pub password_hash: Option<String>,
     /// The user's role claim (`user` unless promoted).
+    #[sea_orm(column_type = "String(StringLen::N(50))")]
     pub role: String,
     /// When the user last signed in.
     pub last_login: Option<DateTimeUtc>,

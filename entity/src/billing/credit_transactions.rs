@@ -16,9 +16,11 @@ pub struct Model {
     /// The account's balance right after this transaction.
     pub balance_after: i32,
     /// `signup_bonus`, `purchase`, `usage`, `refund` or `adjustment`.
+    #[sea_orm(column_type = "String(StringLen::N(20))")]
     pub kind: String,
     /// What caused it: a payment's `order_id` for purchases (unique among purchases),
     /// a crawl job's id for usage.
+    #[sea_orm(column_type = "String(StringLen::N(255))")]
     pub reference: Option<String>,
     pub description: Option<String>,
     pub created_at: DateTimeUtc,

@@ -10,17 +10,20 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     /// The payment provider's order id; unique.
-    #[sea_orm(unique)]
+    #[sea_orm(unique, column_type = "String(StringLen::N(255))")]
     pub order_id: String,
     /// The amount charged, in `currency`.
     #[sea_orm(column_type = "Decimal(Some((10, 2)))")]
     pub amount: Decimal,
     /// ISO 4217 code, e.g. `USD`.
+    #[sea_orm(column_type = "String(StringLen::N(10))")]
     pub currency: String,
     /// `created`, `pending`, `completed`, `failed`, `refunded` or `cancelled`.
+    #[sea_orm(column_type = "String(StringLen::N(50))")]
     pub status: String,
     pub description: Option<String>,
     /// The provider used, e.g. `paypal`.
+    #[sea_orm(column_type = "String(StringLen::N(50))")]
     pub payment_method: String,
     /// JSON object with invoice details (customer name, invoice number, tax, discount).
     #[sea_orm(column_type = "JsonBinary")]

@@ -11,6 +11,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub project_id: Uuid,
+    #[sea_orm(column_type = "String(StringLen::N(100))")]
     pub name: String,
     /// JSON array of the search keywords.
     #[sea_orm(column_type = "JsonBinary")]
@@ -21,6 +22,7 @@ pub struct Model {
     #[sea_orm(column_type = "JsonBinary")]
     pub config: Json,
     /// `pending`, `running`, `completed`, `failed` or `cancelled`.
+    #[sea_orm(column_type = "String(StringLen::N(20))")]
     pub status: String,
     /// Percent done, 0 to 100.
     pub progress: i32,

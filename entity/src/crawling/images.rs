@@ -13,19 +13,23 @@ pub struct Model {
     /// Where the image was found on the web.
     pub url: String,
     /// The search engine or site that returned it, e.g. `google` or `bing`.
+    #[sea_orm(column_type = "String(StringLen::N(50))")]
     pub source: String,
     /// Where the downloaded copy is stored, once downloaded.
     pub storage_url: Option<String>,
+    #[sea_orm(column_type = "String(StringLen::N(255))")]
     pub filename: Option<String>,
     /// Width in pixels.
     pub width: Option<i32>,
     /// Height in pixels.
     pub height: Option<i32>,
     /// File format, e.g. `jpeg`, `png`, `webp`.
+    #[sea_orm(column_type = "String(StringLen::N(10))")]
     pub format: Option<String>,
     /// Size in bytes.
     pub file_size: Option<i64>,
     /// SHA-256 of the file, hex; finds duplicates.
+    #[sea_orm(column_type = "String(StringLen::N(64))")]
     pub content_hash: Option<String>,
     /// Whether the image passed validation.
     pub is_valid: bool,

@@ -8,9 +8,11 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
+    #[sea_orm(column_type = "String(StringLen::N(100))")]
     pub name: String,
     pub description: Option<String>,
     /// `active` or `archived`.
+    #[sea_orm(column_type = "String(StringLen::N(20))")]
     pub status: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -11,8 +11,10 @@ pub struct Model {
     pub id: Uuid,
     pub message_id: Uuid,
     /// The model that answered, e.g. `gpt-4o-mini`.
+    #[sea_orm(column_type = "String(StringLen::N(100))")]
     pub model: String,
     /// What the message was judged to be: `order`, `question`, `complaint`, ...
+    #[sea_orm(column_type = "String(StringLen::N(50))")]
     pub intent: Option<String>,
     /// The structured data the AI extracted, e.g.
     /// `{ "items": [{ "product": "...", "quantity": 2, "unit": "box" }] }`.
@@ -32,6 +34,7 @@ pub struct Model {
     pub latency_ms: Option<i32>,
     /// How a person judged the result: `accepted`, `edited` or `rejected`; null until
     /// reviewed. Feeds the training data.
+    #[sea_orm(column_type = "String(StringLen::N(20))")]
     pub feedback: Option<String>,
     /// The order made from this response, if any; null once that order is deleted.
     pub order_id: Option<Uuid>,

@@ -12,8 +12,10 @@ pub struct Model {
     /// The day (UTC) the usage is counted for.
     pub date: Date,
     /// The model used, e.g. `gpt-4o-mini`.
+    #[sea_orm(column_type = "String(StringLen::N(100))")]
     pub model: String,
     /// What the AI was used for: `order_extraction`, `reply_suggestion`, `pii_detection`, ...
+    #[sea_orm(column_type = "String(StringLen::N(50))")]
     pub feature: String,
     pub requests: i32,
     /// Requests that failed (counted in `requests` too).

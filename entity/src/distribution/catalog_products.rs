@@ -10,10 +10,13 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     /// Stock-keeping unit; unique per distributor.
+    #[sea_orm(column_type = "String(StringLen::N(100))")]
     pub sku: String,
+    #[sea_orm(column_type = "String(StringLen::N(255))")]
     pub name: String,
     pub description: Option<String>,
     /// The unit the price is for: `unit`, `kg`, `box`, `case`, ...
+    #[sea_orm(column_type = "String(StringLen::N(50))")]
     pub unit: String,
     /// Price per unit in the distributor's currency; never negative.
     #[sea_orm(column_type = "Decimal(Some((12, 2)))")]

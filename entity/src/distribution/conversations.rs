@@ -11,8 +11,10 @@ pub struct Model {
     pub id: Uuid,
     pub customer_id: Uuid,
     /// `whatsapp`, `sms` or `email`.
+    #[sea_orm(column_type = "String(StringLen::N(20))")]
     pub channel: String,
     /// `open`, `closed` or `archived`.
+    #[sea_orm(column_type = "String(StringLen::N(20))")]
     pub status: String,
     /// Inbound messages nobody has read yet; never negative.
     pub unread_count: i32,

@@ -11,8 +11,10 @@ pub struct Model {
     pub id: Uuid,
     pub customer_id: Uuid,
     /// The tag text; unique per customer.
+    #[sea_orm(column_type = "String(StringLen::N(50))")]
     pub label: String,
     /// Display colour as `#RRGGBB`.
+    #[sea_orm(column_type = "String(StringLen::N(7))")]
     pub color: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -10,13 +10,18 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     /// The contact person's name.
+    #[sea_orm(column_type = "String(StringLen::N(255))")]
     pub name: String,
     /// The customer's business (shop, restaurant, ...), if any.
+    #[sea_orm(column_type = "String(StringLen::N(255))")]
     pub business_name: Option<String>,
     /// Phone number in E.164 form; inbound SMS is matched on it.
+    #[sea_orm(column_type = "String(StringLen::N(50))")]
     pub phone: Option<String>,
+    #[sea_orm(column_type = "String(StringLen::N(255))")]
     pub email: Option<String>,
     /// The customer's WhatsApp id (wa_id); unique per distributor.
+    #[sea_orm(column_type = "String(StringLen::N(64))")]
     pub whatsapp_id: Option<String>,
     /// Delivery address as an object (`line1`, `line2`, `city`, `region`, `postal_code`,
     /// `country`).

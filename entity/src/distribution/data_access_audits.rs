@@ -12,8 +12,10 @@ pub struct Model {
     /// Who did it; null for the system, or once the user is deleted (the trail stays).
     pub user_id: Option<Uuid>,
     /// `read`, `create`, `update`, `delete` or `export`.
+    #[sea_orm(column_type = "String(StringLen::N(20))")]
     pub action: String,
     /// The table the record is in.
+    #[sea_orm(column_type = "String(StringLen::N(100))")]
     pub table_name: String,
     /// The record; null when the action covered many (an export, a list read).
     pub record_id: Option<Uuid>,
@@ -21,6 +23,7 @@ pub struct Model {
     #[sea_orm(column_type = "JsonBinary")]
     pub details: Json,
     /// The client's IP address (v4 or v6).
+    #[sea_orm(column_type = "String(StringLen::N(45))")]
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
     pub created_at: DateTimeUtc,

@@ -10,9 +10,10 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
+    #[sea_orm(column_type = "String(StringLen::N(255))")]
     pub name: String,
     /// URL-safe lower-case handle; unique.
-    #[sea_orm(unique)]
+    #[sea_orm(unique, column_type = "String(StringLen::N(100))")]
     pub slug: String,
     /// Free-form settings (time zone, default currency, business hours, ...).
     #[sea_orm(column_type = "JsonBinary")]

@@ -11,6 +11,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     /// The system connected, e.g. `whatsapp`, `twilio`, `quickbooks`; unique per distributor.
+    #[sea_orm(column_type = "String(StringLen::N(50))")]
     pub provider: String,
     /// Non-secret settings (account ids, phone number ids, options); never holds secrets.
     #[sea_orm(column_type = "JsonBinary")]
@@ -19,6 +20,7 @@ pub struct Model {
     /// clients.
     pub secrets_enc: Option<Vec<u8>>,
     /// `pending` (being set up), `active`, `error` or `disabled`.
+    #[sea_orm(column_type = "String(StringLen::N(20))")]
     pub status: String,
     /// When data was last exchanged successfully.
     pub last_synced_at: Option<DateTimeUtc>,

@@ -14,8 +14,10 @@ pub struct Model {
     /// customer is gone or when the sender is not known.
     pub customer_id: Option<Uuid>,
     /// `inbound` (from the customer) or `outbound` (to the customer).
+    #[sea_orm(column_type = "String(StringLen::N(10))")]
     pub direction: String,
     /// `whatsapp`, `sms` or `email`.
+    #[sea_orm(column_type = "String(StringLen::N(20))")]
     pub channel: String,
     /// The text; null for a message that is only attachments.
     pub body: Option<String>,
@@ -24,11 +26,13 @@ pub struct Model {
     pub attachments: Json,
     /// `received` (inbound), or an outbound message's delivery state: `queued`, `sent`,
     /// `delivered`, `read` or `failed`.
+    #[sea_orm(column_type = "String(StringLen::N(20))")]
     pub status: String,
     /// Whether the AI has looked at the message (an `ai_responses` row exists or none is due).
     pub ai_processed: bool,
     /// The provider's message id (WhatsApp wamid, Twilio SID, email Message-ID); unique per
     /// distributor and channel, so a redelivered webhook is not stored twice.
+    #[sea_orm(column_type = "String(StringLen::N(255))")]
     pub external_id: Option<String>,
     /// When the provider sent or received it; null while an outbound message is queued.
     pub sent_at: Option<DateTimeUtc>,

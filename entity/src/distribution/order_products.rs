@@ -13,10 +13,13 @@ pub struct Model {
     /// The catalogue product; null when it was not matched or has since been deleted.
     pub catalog_product_id: Option<Uuid>,
     /// The product's name when the line was made (or the text the AI could not match).
+    #[sea_orm(column_type = "String(StringLen::N(255))")]
     pub product_name: String,
     /// The product's SKU when the line was made.
+    #[sea_orm(column_type = "String(StringLen::N(100))")]
     pub sku: Option<String>,
     /// The unit the quantity counts, e.g. `kg` or `box`.
+    #[sea_orm(column_type = "String(StringLen::N(50))")]
     pub unit: Option<String>,
     /// How many units; greater than 0, fractions allowed (2.5 kg).
     #[sea_orm(column_type = "Decimal(Some((12, 3)))")]

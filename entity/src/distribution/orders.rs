@@ -14,16 +14,20 @@ pub struct Model {
     /// The conversation the order came from, if any.
     pub conversation_id: Option<Uuid>,
     /// The distributor's own order reference; unique per distributor.
+    #[sea_orm(column_type = "String(StringLen::N(50))")]
     pub order_number: String,
     /// `draft`, `pending`, `confirmed`, `processing`, `shipped`, `delivered` or `cancelled`.
+    #[sea_orm(column_type = "String(StringLen::N(20))")]
     pub status: String,
     /// Sum of the lines' totals; never negative.
     #[sea_orm(column_type = "Decimal(Some((12, 2)))")]
     pub total_amount: Decimal,
     /// ISO 4217 code, upper-case.
+    #[sea_orm(column_type = "String(StringLen::N(3))")]
     pub currency: String,
     pub notes: Option<String>,
     /// How the order was made: `ai`, `manual`, `api` or `import`.
+    #[sea_orm(column_type = "String(StringLen::N(20))")]
     pub source: String,
     /// The day the customer wants it delivered.
     pub delivery_date: Option<Date>,

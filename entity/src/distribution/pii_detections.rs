@@ -11,6 +11,7 @@ pub struct Model {
     pub id: Uuid,
     pub message_id: Uuid,
     /// `email`, `phone`, `address`, `credit_card`, `national_id` or `other`.
+    #[sea_orm(column_type = "String(StringLen::N(20))")]
     pub kind: String,
     /// Where it was found: `{ "field": "body", "start": 12, "end": 28 }` (character offsets).
     #[sea_orm(column_type = "JsonBinary")]

@@ -10,6 +10,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     /// Unique per distributor.
+    #[sea_orm(column_type = "String(StringLen::N(255))")]
     pub name: String,
     pub description: Option<String>,
     /// The enclosing category; null at the top level (and when the parent is deleted).

@@ -10,11 +10,13 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     /// The invitee's address, lower-case.
+    #[sea_orm(column_type = "String(StringLen::N(255))")]
     pub email: String,
     /// The role the invitee gets on accepting: `owner`, `admin`, `member` or `viewer`.
+    #[sea_orm(column_type = "String(StringLen::N(20))")]
     pub role: String,
     /// Hash of the invitation token sent by email; unique. The token itself is never stored.
-    #[sea_orm(unique)]
+    #[sea_orm(unique, column_type = "String(StringLen::N(255))")]
     pub token_hash: String,
     /// The user who sent the invitation; null once that user is deleted.
     pub invited_by: Option<Uuid>,

@@ -14,8 +14,11 @@ pub struct Model {
     #[sea_orm(unique)]
     pub user_id: Uuid,
     /// `owner`, `admin`, `member` or `viewer`.
+    #[sea_orm(column_type = "String(StringLen::N(20))")]
     pub role: String,
+    #[sea_orm(column_type = "String(StringLen::N(255))")]
     pub full_name: Option<String>,
+    #[sea_orm(column_type = "String(StringLen::N(50))")]
     pub phone: Option<String>,
     pub avatar_url: Option<String>,
     /// When the member last used the platform.

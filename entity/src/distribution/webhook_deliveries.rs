@@ -11,11 +11,13 @@ pub struct Model {
     pub id: Uuid,
     pub endpoint_id: Uuid,
     /// The event name, e.g. `order.created`.
+    #[sea_orm(column_type = "String(StringLen::N(100))")]
     pub event: String,
     /// The JSON body sent.
     #[sea_orm(column_type = "JsonBinary")]
     pub payload: Json,
     /// `pending` (to be tried at `next_attempt_at`), `succeeded` or `failed` (given up).
+    #[sea_orm(column_type = "String(StringLen::N(20))")]
     pub status: String,
     /// How many times sending was tried.
     pub attempts: i32,

@@ -8,11 +8,14 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
+    #[sea_orm(column_type = "String(StringLen::N(255))")]
     pub name: String,
     pub description: Option<String>,
     /// The underlying model family, e.g. `gpt-4`.
+    #[sea_orm(column_type = "String(StringLen::N(100))")]
     pub model_type: String,
     /// `active`, `inactive`, `training` or `archived`.
+    #[sea_orm(column_type = "String(StringLen::N(50))")]
     pub status: String,
     /// JSON object of model settings (`model_version`, `temperature`, `max_tokens`, ...).
     #[sea_orm(column_type = "JsonBinary")]

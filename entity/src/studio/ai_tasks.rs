@@ -11,6 +11,7 @@ pub struct Model {
     pub id: Uuid,
     /// The clone that runs the task.
     pub clone_id: Uuid,
+    #[sea_orm(column_type = "String(StringLen::N(255))")]
     pub task_name: String,
     /// JSON object the task works on (dataset, analysis type, date range, ...).
     #[sea_orm(column_type = "JsonBinary")]
@@ -19,8 +20,10 @@ pub struct Model {
     #[sea_orm(column_type = "JsonBinary")]
     pub task_output: Json,
     /// `pending`, `in_progress`, `completed` or `failed`.
+    #[sea_orm(column_type = "String(StringLen::N(50))")]
     pub status: String,
     /// `low`, `medium`, `high` or `urgent`.
+    #[sea_orm(column_type = "String(StringLen::N(50))")]
     pub priority: String,
     /// Why the task failed, if it did.
     pub error_message: Option<String>,
