@@ -217,12 +217,14 @@ impl<C: ConnectionTrait> Writer<'_, C> {
             .iter()
             .filter(|r| r.kind == entity::registry::RelationKind::BelongsTo)
         {
-            let ids: Vec<Uuid> = rows
+            let mut ids: Vec<Uuid> = rows
                 .iter()
                 .flat_map(|values| values.iter())
                 .filter(|(column, _)| *column == relation.foreign_key)
                 .filter_map(|(_, value)| uuid_of(value))
                 .collect();
+            ids.sort_unstable();
+            ids.dedup();
             if ids.is_empty() {
                 continue;
             }
