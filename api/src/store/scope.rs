@@ -150,3 +150,59 @@ impl Scope {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tables::tables;
+
+    fn member(distributors: &[Uuid], viewing: &[Uuid]) -> Scope {
+        Scope::User {
+            id: Uuid::new_v4(),
+            distributors: distributors.to_vec(),
+            viewing: viewing.to_vec(),
+        }
+    }
+
+    #[test]
+    fn viewers_read_but_never_write_their_distributor() {
+        let orders = tables().get("orders").unwrap();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let scope = member(&[a, b], &[b]);
+
+        assert!(scope.allows(orders, Some(b)));
+        assert!(!scope.may_write(orders, Some(b)));
+        assert!(scope.may_write(orders, Some(a)));
+        // The one distributor it may write is the default owner of a new row.
+        assert_eq!(scope.own_key(orders), Some(a));
+        assert_eq!(member(&[a, b], &[]).own_key(orders), None);
+    }
+
+    #[test]
+    fn shared_rows_are_read_by_all_and_written_by_the_service_only() {
+        let models = tables().get("ai_models").unwrap();
+        let shop = Scope::Shop { id: Uuid::new_v4() };
+
+        assert!(shop.allows(models, None));
+        assert!(!shop.may_write(models, None));
+        assert!(Scope::Service.may_write(models, None));
+        assert_eq!(shop.own_key(models), shop_id(&shop));
+    }
+
+    #[test]
+    fn nobody_and_other_kinds_write_nothing() {
+        let products = tables().get("products").unwrap();
+        let user = member(&[], &[]);
+
+        assert!(!Scope::Nobody.may_write(products, Some(Uuid::new_v4())));
+        assert!(!user.may_write(products, Some(Uuid::new_v4())));
+        assert_eq!(user.own_key(products), None);
+    }
+
+    fn shop_id(scope: &Scope) -> Option<Uuid> {
+        match scope {
+            Scope::Shop { id } => Some(*id),
+            _ => None,
+        }
+    }
+}
