@@ -225,6 +225,24 @@ fn may_write(req: &RequestContext) -> ApiResult<()> {
     }
 }
 
+/// Why a generated mutation wrote nothing: input problems (`userErrors`) or an error.
+enum Refused {
+    Input(Vec<UserError>),
+    Error(ApiError),
+}
+
+impl From<ApiError> for Refused {
+    fn from(error: ApiError) -> Self {
+        Self::Error(error)
+    }
+}
+
+impl From<UserError> for Refused {
+    fn from(error: UserError) -> Self {
+        Self::Input(vec![error])
+    }
+}
+
 async fn write(
     ctx: &ResolverContext<'_>,
     req: &RequestContext,
@@ -232,55 +250,56 @@ async fn write(
     verb: Verb,
 ) -> ApiResult<Payload> {
     may_write(req)?;
+    let returned = match verb {
+        Verb::Create | Verb::Update => object_name(gql),
+        Verb::Delete => "deletedId".to_owned(),
+        Verb::Upsert => gql.root_field.clone(),
+    };
+    match attempt(ctx, req, gql, verb).await {
+        Ok(out) => Ok(Payload::default().with(returned, out)),
+        Err(Refused::Input(errors)) => Ok(Payload::rejected(errors)),
+        Err(Refused::Error(error)) => Err(error),
+    }
+}
+
+/// Parses the arguments and writes.
+async fn attempt(
+    ctx: &ResolverContext<'_>,
+    req: &RequestContext,
+    gql: &'static GqlTable,
+    verb: Verb,
+) -> Result<Out, Refused> {
     let table = gql.table();
     let writer = Writer {
         db: &req.db,
         scope: &req.scope,
         outbox: &req.outbox,
     };
-    let returned = match verb {
-        Verb::Create | Verb::Update => object_name(gql),
-        Verb::Delete => "deletedId".to_owned(),
-        Verb::Upsert => gql.root_field.clone(),
-    };
-    let done = |out: Out| Payload::default().with(returned.clone(), out);
-    let result = match verb {
-        Verb::Create => {
-            let values = parse(gql, ctx, "input", None)?;
-            match values {
-                Ok(values) => writer
-                    .create(table, &values)
-                    .await
-                    .map(|row| done(Out::Row(Arc::new(row)))),
-                Err(errors) => return Ok(Payload::rejected(errors)),
+    let written = |result: Result<Out, WriteError>| {
+        result.map_err(|error| match error {
+            WriteError::Rejected(problems) => {
+                Refused::Input(problems.iter().map(|p| user_error(gql, verb, p)).collect())
             }
+            WriteError::Failed(error) => Refused::Error(error),
+        })
+    };
+    match verb {
+        Verb::Create => {
+            let values = parse(gql, ctx, "input")?;
+            let row = writer.create(table, &values).await;
+            written(row.map(|row| Out::Row(Arc::new(row))))
         }
         Verb::Update => {
-            let id = match id_argument(gql, ctx)? {
-                Ok(id) => id,
-                Err(error) => return Ok(Payload::rejected(vec![error])),
-            };
-            let expected = match expected_version(ctx) {
-                Ok(expected) => expected,
-                Err(error) => return Ok(Payload::rejected(vec![error])),
-            };
-            match parse(gql, ctx, "input", None)? {
-                Ok(values) => writer
-                    .update(table, id, &values, expected)
-                    .await
-                    .map(|row| done(Out::Row(Arc::new(row)))),
-                Err(errors) => return Ok(Payload::rejected(errors)),
-            }
+            let id = id_argument(gql, ctx)?;
+            let expected = expected_version(ctx)?;
+            let values = parse(gql, ctx, "input")?;
+            let row = writer.update(table, id, &values, expected).await;
+            written(row.map(|row| Out::Row(Arc::new(row))))
         }
         Verb::Delete => {
-            let id = match id_argument(gql, ctx)? {
-                Ok(id) => id,
-                Err(error) => return Ok(Payload::rejected(vec![error])),
-            };
-            writer
-                .delete(table, id)
-                .await
-                .map(|id| done(Out::Value(GqlValue::from(ids::encode(&gql.type_name, id)))))
+            let id = id_argument(gql, ctx)?;
+            let deleted = writer.delete(table, id).await;
+            written(deleted.map(|id| Out::Value(GqlValue::from(ids::encode(&gql.type_name, id)))))
         }
         Verb::Upsert => {
             let list = ctx
@@ -292,31 +311,24 @@ async fn write(
                 return Err(ApiError::bad_input(
                     "inputs",
                     format!("give 1 to {MAX_UPSERT} rows, not {}", list.len()),
-                ));
+                )
+                .into());
             }
             let mut rows = Vec::with_capacity(list.len());
             let mut errors = Vec::new();
             for (i, item) in list.iter().enumerate() {
-                match assignments(gql, item, "inputs", Some(i))? {
+                match assignments(gql, item, "inputs", Some(i)) {
                     Ok(values) => rows.push(values),
-                    Err(mut more) => errors.append(&mut more),
+                    Err(Refused::Input(mut more)) => errors.append(&mut more),
+                    Err(error) => return Err(error),
                 }
             }
             if !errors.is_empty() {
-                return Ok(Payload::rejected(errors));
+                return Err(Refused::Input(errors));
             }
-            writer
-                .upsert(table, &rows)
-                .await
-                .map(|rows| done(Out::Rows(rows.into_iter().map(Arc::new).collect())))
+            let upserted = writer.upsert(table, &rows).await;
+            written(upserted.map(|rows| Out::Rows(rows.into_iter().map(Arc::new).collect())))
         }
-    };
-    match result {
-        Ok(payload) => Ok(payload),
-        Err(WriteError::Rejected(problems)) => Ok(Payload::rejected(
-            problems.iter().map(|p| user_error(gql, verb, p)).collect(),
-        )),
-        Err(WriteError::Failed(error)) => Err(error),
     }
 }
 
@@ -342,18 +354,13 @@ fn user_error(gql: &GqlTable, verb: Verb, problem: &Problem) -> UserError {
     )
 }
 
-/// Argument `name` as a row's values: `Err` for problems the client can fix.
-fn parse(
-    gql: &GqlTable,
-    ctx: &ResolverContext<'_>,
-    name: &str,
-    row: Option<usize>,
-) -> ApiResult<Result<Assignments, Vec<UserError>>> {
+/// Argument `name` as a row's values.
+fn parse(gql: &GqlTable, ctx: &ResolverContext<'_>, name: &str) -> Result<Assignments, Refused> {
     let value = ctx
         .args
         .try_get(name)
         .map_err(|e| ApiError::bad_input(name, e.message))?;
-    assignments(gql, value, name, row)
+    assignments(gql, value, name, None)
 }
 
 /// An input object's fields as column values (the schema's input types allow only
@@ -363,7 +370,7 @@ fn assignments(
     value: ValueAccessor<'_>,
     argument: &str,
     row: Option<usize>,
-) -> ApiResult<Result<Assignments, Vec<UserError>>> {
+) -> Result<Assignments, Refused> {
     let mut path = vec![argument.to_owned()];
     path.extend(row.map(|r| r.to_string()));
     let object = value
@@ -374,10 +381,9 @@ fn assignments(
     let mut errors = Vec::new();
     for (name, value) in object.iter() {
         let Some(column) = gql.column(name.as_str()) else {
-            return Err(ApiError::bad_input(
-                path.join("."),
-                format!("unknown field {name}"),
-            ));
+            return Err(
+                ApiError::bad_input(path.join("."), format!("unknown field {name}")).into(),
+            );
         };
         let mut at = path.clone();
         at.push(name.to_string());
@@ -393,15 +399,15 @@ fn assignments(
             )),
         }
     }
-    Ok(if errors.is_empty() {
+    if errors.is_empty() {
         Ok(values)
     } else {
-        Err(errors)
-    })
+        Err(Refused::Input(errors))
+    }
 }
 
 /// The `id` argument: a global id of this table's type.
-fn id_argument(gql: &GqlTable, ctx: &ResolverContext<'_>) -> ApiResult<Result<Uuid, UserError>> {
+fn id_argument(gql: &GqlTable, ctx: &ResolverContext<'_>) -> Result<Uuid, Refused> {
     let gid = ctx
         .args
         .try_get("id")
@@ -409,15 +415,15 @@ fn id_argument(gql: &GqlTable, ctx: &ResolverContext<'_>) -> ApiResult<Result<Uu
         .map_err(|e| ApiError::bad_input("id", e.message))?;
     let wrong =
         |message: String| UserError::new(Some(vec!["id".to_owned()]), InputCode::Invalid, message);
-    Ok(match ids::decode("id", &gid) {
+    match ids::decode("id", &gid) {
         Ok((type_name, id)) if type_name == gql.type_name => Ok(id),
-        Ok(_) => Err(wrong(format!("is not the id of a {}", gql.type_name))),
-        Err(error) => Err(wrong(error.to_string())),
-    })
+        Ok(_) => Err(wrong(format!("is not the id of a {}", gql.type_name)).into()),
+        Err(error) => Err(wrong(error.to_string()).into()),
+    }
 }
 
 /// The `expectedUpdatedAt` argument, if given.
-fn expected_version(ctx: &ResolverContext<'_>) -> Result<Option<DateTime<Utc>>, UserError> {
+fn expected_version(ctx: &ResolverContext<'_>) -> Result<Option<DateTime<Utc>>, Refused> {
     let Some(value) = ctx.args.get("expectedUpdatedAt").filter(|v| !v.is_null()) else {
         return Ok(None);
     };
@@ -432,5 +438,6 @@ fn expected_version(ctx: &ResolverContext<'_>) -> Result<Option<DateTime<Utc>>, 
                 InputCode::Invalid,
                 "is not an RFC 3339 time",
             )
+            .into()
         })
 }
