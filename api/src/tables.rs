@@ -129,8 +129,9 @@ impl Table {
     }
 
     /// The columns a client may give when creating a row: all but those the server sets
-    /// (the id, the timestamps, the secrets and the declared `server_set`). The owner key
-    /// is among them: only `service_role` may name another owner than its own.
+    /// (the id, the timestamps unless declared `given`, the secrets and the declared
+    /// `server_set`). The owner key is among them: only `service_role` may name another
+    /// owner than its own.
     pub fn create_columns(&self) -> Vec<usize> {
         let Some(spec) = self.spec else {
             return Vec::new();
@@ -138,7 +139,10 @@ impl Table {
         (0..self.columns.len())
             .filter(|&i| {
                 let c = &self.columns[i];
-                !matches!(c.name, "id" | "created_at" | "updated_at")
+                let timestamp = matches!(c.name, "created_at" | "updated_at")
+                    && !spec.writes.given.contains(&c.name);
+                c.name != "id"
+                    && !timestamp
                     && !c.secret
                     && !spec.writes.server_set.contains(&c.name)
             })

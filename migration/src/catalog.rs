@@ -62,6 +62,8 @@ pub struct Writes {
     pub server_set: &'static [&'static str],
     /// Columns set on create and never changed (parent references, natural keys).
     pub fixed: &'static [&'static str],
+    /// Timestamps the client gives rather than the server (an order's time at Shopify).
+    pub given: &'static [&'static str],
 }
 
 impl Writes {
@@ -73,6 +75,7 @@ impl Writes {
         upsert_key: &[],
         server_set: &[],
         fixed: &[],
+        given: &[],
     };
 
     /// Create, update and delete.
@@ -101,6 +104,14 @@ impl Writes {
     pub const fn server_set(self, columns: &'static [&'static str]) -> Self {
         Self {
             server_set: columns,
+            ..self
+        }
+    }
+
+    /// These writes, with the timestamps `columns` given by the client.
+    pub const fn given(self, columns: &'static [&'static str]) -> Self {
+        Self {
+            given: columns,
             ..self
         }
     }
@@ -244,6 +255,7 @@ pub const TABLES: &[TableSpec] = &[
         .writes(
             Writes::CRUD
                 .fixed(&["order_id"])
+                .given(&["created_at"])
                 .upsert_on(&["shop_id", "order_id"]),
         ),
     // experiments

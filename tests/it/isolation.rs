@@ -625,43 +625,6 @@ async fn row_mutations(app: &TestApp, failures: &mut Failures) -> Vec<RowMutatio
     found
 }
 
-/// Every scalar field of `table`'s rows with these ids, as `service_role` reads them.
-async fn snapshot(app: &TestApp, table: &Table, ids: &BTreeSet<Uuid>) -> Value {
-    let type_name = names::type_name(table.name);
-    let reply = app
-        .graphql(
-            Some(&TestApp::service()),
-            "query($t: String!) { __type(name: $t) { fields { name args { name } type { kind ofType { kind ofType { kind } } } } } }",
-            json!({ "t": type_name }),
-        )
-        .await;
-    let fields: Vec<String> = reply.body["data"]["__type"]["fields"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|f| {
-            let ty = &f["type"];
-            let base = if ty["kind"] == "NON_NULL" {
-                &ty["ofType"]
-            } else {
-                ty
-            };
-            f["args"] == json!([]) && base["kind"] == "SCALAR"
-        })
-        .filter_map(|f| f["name"].as_str().map(str::to_owned))
-        .collect();
-    let query = format!(
-        "query($ids: [UUID!]) {{ {}(first: 250, filter: {{rowId: {{in: $ids}}}}, orderBy: [{{field: ID}}]) {{ nodes {{ {} }} }} }}",
-        names::camel(table.name),
-        fields.join(" ")
-    );
-    let reply = app
-        .graphql(Some(&TestApp::service()), &query, json!({ "ids": ids }))
-        .await;
-    reply.body["data"].clone()
-}
-
 /// Every row mutation, aimed at each of the other tenant's rows as `side`'s principal: it
 /// must fail and change nothing. Then once at the tenant's own row, which must work (so a
 /// refusal is not just a malformed call). Returns how many mutations were probed.
@@ -683,7 +646,7 @@ async fn mutation_matrix(
             "mutation($input: {}!) {{ m: {}(input: $input) {{ userErrors {{ field message code }} }} }}",
             mutation.input_type, mutation.name
         );
-        let before = snapshot(app, table, &theirs).await;
+        let before = app.snapshot(table, &theirs).await;
         for id in &theirs {
             let reply = app
                 .graphql(
@@ -703,7 +666,7 @@ async fn mutation_matrix(
                 )
             });
         }
-        let after = snapshot(app, table, &theirs).await;
+        let after = app.snapshot(table, &theirs).await;
         failures.check(before == after, || {
             format!("{context}: the other tenant's rows CHANGED: {before} -> {after}")
         });

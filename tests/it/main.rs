@@ -9,3 +9,4 @@ mod isolation;
 mod plans;
 mod realtime;
 mod schema;
+mod writes;

@@ -52,15 +52,23 @@ fn postgres(error: &sqlx::postgres::PgDatabaseError, table: &Table) -> Option<Vi
             .map(|(columns, _)| columns.split(", ").collect::<Vec<_>>())
             .unwrap_or_default()
     };
+    let constraint = error.constraint().unwrap_or_default();
+    // PostgreSQL leaves the detail out where the table has row-level security: then the
+    // constraint's name says which columns.
+    let columns = || match key_columns() {
+        named if !named.is_empty() => named,
+        _ => named_columns(table, constraint),
+    };
     Some(match error.code() {
-        "23505" => taken(table, &key_columns()),
-        "23503" if detail.contains("is still referenced") => Violation {
+        "23505" => taken(table, &columns()),
+        // A foreign key of another table: rows there still refer to this one.
+        "23503" if error.table().is_some_and(|t| t != table.name) => Violation {
             code: InputCode::Invalid,
             column: None,
             message: "other rows still refer to this row".to_owned(),
         },
-        "23503" => missing(table, &key_columns()),
-        "23514" => invalid(table, error.constraint().unwrap_or_default()),
+        "23503" => missing(table, &columns()),
+        "23514" => invalid(table, constraint),
         "23502" => blank(table, error.column().unwrap_or_default()),
         "22001" => Violation {
             code: InputCode::TooLong,
@@ -117,6 +125,41 @@ fn sqlite(code: &str, message: &str, table: &Table) -> Option<Violation> {
         ),
         _ => return None,
     })
+}
+
+/// The columns a constraint's name spells out, as the migrations name constraints:
+/// `products_shop_id_shopify_id_key` (unique), `fk_orders_customer_id_distributor_id`
+/// (foreign key).
+fn named_columns<'t>(table: &'t Table, constraint: &str) -> Vec<&'t str> {
+    let mut rest = constraint.strip_prefix("fk_").unwrap_or(constraint);
+    rest = rest
+        .strip_prefix(table.name)
+        .and_then(|r| r.strip_prefix('_'))
+        .unwrap_or(rest);
+    if let Some(stripped) = ["_key", "_fkey", "_check"]
+        .iter()
+        .find_map(|suffix| rest.strip_suffix(suffix))
+    {
+        rest = stripped;
+    }
+    let mut found = Vec::new();
+    while !rest.is_empty() {
+        let next = table
+            .columns
+            .iter()
+            .map(|c| c.name)
+            .filter(|c| {
+                rest.strip_prefix(c)
+                    .is_some_and(|after| after.is_empty() || after.starts_with('_'))
+            })
+            .max_by_key(|c| c.len());
+        let Some(column) = next else {
+            break;
+        };
+        found.push(column);
+        rest = rest[column.len()..].trim_start_matches('_');
+    }
+    found
 }
 
 /// The column a client chose among `columns`: the last one that is not the owner key
@@ -201,6 +244,26 @@ mod tests {
         assert_eq!(blank.code, InputCode::Blank);
         assert_eq!(blank.column, products.column_index("title"));
         assert_eq!(sqlite("1", "syntax error", products), None);
+    }
+
+    #[test]
+    fn constraint_names_spell_their_columns() {
+        let products = tables().get("products").unwrap();
+        assert_eq!(
+            named_columns(products, "products_shop_id_shopify_id_key"),
+            ["shop_id", "shopify_id"]
+        );
+        let cache = tables().get("cache").unwrap();
+        assert_eq!(
+            named_columns(cache, "cache_shop_id_key_key"),
+            ["shop_id", "key"]
+        );
+        let lines = tables().get("order_products").unwrap();
+        assert_eq!(
+            named_columns(lines, "fk_order_products_order_id_distributor_id"),
+            ["order_id", "distributor_id"]
+        );
+        assert!(named_columns(products, "results_aggregates_unique_segment").is_empty());
     }
 
     #[test]

@@ -100,7 +100,16 @@ fn problem(
     }
 }
 
-fn rejected<T>(problems: Vec<Problem>) -> Result<T> {
+/// Refuses the write with `problems`, each said once (the owner key is both a
+/// reference and the owner: one problem of it is enough).
+fn rejected<T>(mut problems: Vec<Problem>) -> Result<T> {
+    let mut seen = Vec::new();
+    problems.retain(|p| {
+        let key = (p.row, p.field);
+        let new = !seen.contains(&key);
+        seen.push(key);
+        new
+    });
     Err(WriteError::Rejected(problems))
 }
 
@@ -251,7 +260,11 @@ impl<C: ConnectionTrait> Writer<'_, C> {
         problems: &mut Vec<Problem>,
     ) {
         let tenant = table.spec.map(|spec| spec.tenant);
-        for relation in &table.relations {
+        for relation in table
+            .relations
+            .iter()
+            .filter(|r| r.kind == entity::registry::RelationKind::BelongsTo)
+        {
             let Some(id) = values
                 .iter()
                 .find(|(column, _)| *column == relation.foreign_key)

@@ -168,4 +168,50 @@ impl TestApp {
     pub async fn query(&self, query: &str, variables: Value) -> Reply {
         self.graphql(Some(&Self::service()), query, variables).await
     }
+
+    /// Every scalar field of `table`'s rows with these ids, as `service_role` reads them:
+    /// compared before and after a refused write, it shows nothing changed.
+    pub async fn snapshot(
+        &self,
+        table: &api::tables::Table,
+        ids: &std::collections::BTreeSet<uuid::Uuid>,
+    ) -> Value {
+        use api::graphql::names;
+        let reply = self
+            .query(
+                "query($t: String!) { __type(name: $t) { fields { name args { name } type { kind ofType { kind } } } } }",
+                json!({ "t": names::type_name(table.name) }),
+            )
+            .await;
+        let fields: Vec<String> = reply.body["data"]["__type"]["fields"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|f| {
+                let ty = &f["type"];
+                let base = if ty["kind"] == "NON_NULL" {
+                    &ty["ofType"]
+                } else {
+                    ty
+                };
+                f["args"] == json!([]) && base["kind"] == "SCALAR"
+            })
+            .filter_map(|f| f["name"].as_str().map(str::to_owned))
+            .collect();
+        assert!(!fields.is_empty(), "{}: no scalar fields", table.name);
+        let query = format!(
+            "query($ids: [UUID!]) {{ {}(first: 250, filter: {{rowId: {{in: $ids}}}}, orderBy: [{{field: ID}}]) {{ nodes {{ {} }} }} }}",
+            names::camel(table.name),
+            fields.join(" ")
+        );
+        let reply = self.query(&query, json!({ "ids": ids })).await;
+        assert!(
+            reply.body.get("errors").is_none(),
+            "snapshot of {}: {}",
+            table.name,
+            reply.body
+        );
+        reply.body["data"].clone()
+    }
 }

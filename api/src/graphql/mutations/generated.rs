@@ -136,8 +136,10 @@ pub(super) fn register(mut builder: SchemaBuilder) -> (SchemaBuilder, Vec<Field>
                 )],
                 Verb::Upsert => vec![(
                     gql.root_field.clone(),
-                    TypeRef::named_nn_list_nn(&gql.type_name),
-                    "The rows, in the order given, as the caller now reads them.".to_owned(),
+                    TypeRef::named_nn_list(&gql.type_name),
+                    "The rows, in the order given, as the caller now reads them; null when \
+                     nothing was written."
+                        .to_owned(),
                 )],
             };
             builder = builder.register(payload_type(&payload_name(gql, verb), &returned));
@@ -306,7 +308,7 @@ async fn attempt(
                 .args
                 .try_get("inputs")
                 .and_then(|v| v.list())
-                .map_err(|e| ApiError::bad_input("inputs", e.message))?;
+                .map_err(|_| ApiError::bad_input("inputs", "must be a list of input objects"))?;
             if list.is_empty() || list.len() > MAX_UPSERT {
                 return Err(ApiError::bad_input(
                     "inputs",
