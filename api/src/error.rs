@@ -23,6 +23,17 @@ pub enum ApiError {
         /// What is wrong with it.
         message: String,
     },
+    /// `BAD_USER_INPUT`: a workflow refused the input for a reason of its own
+    /// (`INSUFFICIENT_CREDITS`, ...); in a mutation's payload, a `userErrors` entry.
+    #[error("{field}: {message}")]
+    Refused {
+        /// The input path at fault (`input.amount`).
+        field: String,
+        /// Why.
+        code: InputCode,
+        /// For people.
+        message: String,
+    },
     /// `CONFLICT`: the write collides with existing data (a unique key, say).
     #[error("{0}")]
     Conflict(String),
@@ -54,11 +65,13 @@ pub enum InputCode {
     /// Not run: an earlier mutation of the same request failed, and nothing of the
     /// request was kept.
     NotRun,
+    /// The credit balance is short of the amount.
+    InsufficientCredits,
 }
 
 impl InputCode {
     /// Every code, for the GraphQL enum.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Blank,
         Self::Invalid,
         Self::Taken,
@@ -67,6 +80,7 @@ impl InputCode {
         Self::Stale,
         Self::Unauthenticated,
         Self::NotRun,
+        Self::InsufficientCredits,
     ];
 
     /// The code's name, as clients see it.
@@ -80,6 +94,7 @@ impl InputCode {
             Self::Stale => "STALE",
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::NotRun => "NOT_RUN",
+            Self::InsufficientCredits => "INSUFFICIENT_CREDITS",
         }
     }
 
@@ -96,6 +111,7 @@ impl InputCode {
             Self::NotRun => {
                 "Not run: an earlier mutation of the request failed, so nothing of it was kept."
             }
+            Self::InsufficientCredits => "The credit balance is short of the amount.",
         }
     }
 }
@@ -123,7 +139,7 @@ impl ApiError {
             Self::Unauthenticated(_) => "UNAUTHENTICATED",
             Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
-            Self::BadUserInput { .. } => "BAD_USER_INPUT",
+            Self::BadUserInput { .. } | Self::Refused { .. } => "BAD_USER_INPUT",
             Self::Conflict(_) => "CONFLICT",
             Self::Throttled(_) => "THROTTLED",
             Self::Internal(_) => "INTERNAL",
@@ -142,7 +158,7 @@ impl ErrorExtensions for ApiError {
     fn extend(&self) -> async_graphql::Error {
         let mut error = async_graphql::Error::new(self.to_string());
         error = error.extend_with(|_, ext| ext.set("code", self.code()));
-        if let Self::BadUserInput { field, .. } = self {
+        if let Self::BadUserInput { field, .. } | Self::Refused { field, .. } = self {
             let field = field.clone();
             error = error.extend_with(move |_, ext| ext.set("field", field.clone()));
         }

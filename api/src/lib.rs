@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod domains;
 pub mod error;
 pub mod graphql;
 pub mod http;

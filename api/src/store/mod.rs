@@ -12,7 +12,7 @@ mod outbox;
 mod read;
 mod scope;
 pub mod values;
-mod violation;
+pub mod violation;
 pub mod write;
 
 pub use aggregate::{

@@ -5,6 +5,7 @@
 //! - [`account`]: signing up and in, API keys.
 //! - [`generated`]: create, update, delete and bulk upsert for every table that declares
 //!   them.
+//! - [`workflows`]: the domains' operations (`api/src/domains/`), one declaration each.
 //!
 //! A request's mutations share one transaction: when one fails (an error or
 //! `userErrors`), the request rolls back, the mutations after it are not run (`NOT_RUN`),
@@ -12,6 +13,7 @@
 
 mod account;
 mod generated;
+mod workflows;
 
 use std::sync::Arc;
 
@@ -50,12 +52,14 @@ impl From<ApiError> for UserError {
             ApiError::Unauthenticated(_) => InputCode::Unauthenticated,
             _ => InputCode::Invalid,
         };
+        let path = |field: String| Some(field.split('.').map(str::to_owned).collect());
         match err {
-            ApiError::BadUserInput { field, message } => Self::new(
-                Some(field.split('.').map(str::to_owned).collect()),
+            ApiError::BadUserInput { field, message } => Self::new(path(field), code, message),
+            ApiError::Refused {
+                field,
                 code,
                 message,
-            ),
+            } => Self::new(path(field), code, message),
             other => Self::new(None, code, other.to_string()),
         }
     }
@@ -106,7 +110,10 @@ async fn perform(
     }
     let result = match body.await {
         Err(
-            error @ (ApiError::BadUserInput { .. } | ApiError::Conflict(_) | ApiError::NotFound(_)),
+            error @ (ApiError::BadUserInput { .. }
+            | ApiError::Refused { .. }
+            | ApiError::Conflict(_)
+            | ApiError::NotFound(_)),
         ) => Ok(Payload::rejected(vec![error.into()])),
         other => other,
     };
@@ -210,6 +217,10 @@ pub fn register(builder: SchemaBuilder) -> SchemaBuilder {
     }
     builder = account::register(builder);
     let (builder, fields) = generated::register(builder);
+    for field in fields {
+        root = root.field(field);
+    }
+    let (builder, fields) = workflows::register(builder);
     for field in fields {
         root = root.field(field);
     }

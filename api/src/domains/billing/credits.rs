@@ -1,0 +1,240 @@
+//! Moving credits. A balance changes only together with its ledger row, in the request's
+//! transaction, and never below zero whatever runs at the same time: the balance moves by
+//! one conditional `UPDATE ... WHERE balance + delta >= 0` (PostgreSQL re-checks the
+//! condition once it holds the row's lock; on SQLite a writing request holds the
+//! database's write lock), and the ledger row records the balance it left.
+
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{ConnectionTrait, Value};
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::domains::WriteCtx;
+use crate::error::{ApiError, ApiResult, InputCode};
+use crate::realtime::Write;
+use crate::tables::{Table, tables};
+
+/// The most credits one operation moves.
+pub const MAX_AMOUNT: i64 = 1_000_000;
+
+/// A positive number of credits, at most [`MAX_AMOUNT`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Amount(i32);
+
+impl Amount {
+    /// Checks `value`, given as input `field`.
+    pub fn parse(field: &str, value: i64) -> ApiResult<Self> {
+        if !(1..=MAX_AMOUNT).contains(&value) {
+            return Err(ApiError::bad_input(
+                field,
+                format!("must be a whole number of credits from 1 to {MAX_AMOUNT}"),
+            ));
+        }
+        i32::try_from(value)
+            .map(Self)
+            .map_err(|_| ApiError::bad_input(field, "is too large"))
+    }
+
+    /// The number of credits.
+    pub fn get(self) -> i32 {
+        self.0
+    }
+}
+
+/// What a ledger row says it was for (at most 255 characters), e.g. a job or an order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reference(String);
+
+impl Reference {
+    /// Checks `value`, given as input `field`.
+    pub fn parse(field: &str, value: &str) -> ApiResult<Self> {
+        let value = value.trim();
+        if value.is_empty() || value.chars().count() > 255 {
+            return Err(ApiError::bad_input(field, "must be 1 to 255 characters"));
+        }
+        Ok(Self(value.to_owned()))
+    }
+}
+
+/// Spending the signed-in user's credits.
+#[derive(Clone, Debug)]
+pub struct Spend {
+    /// How many.
+    pub amount: Amount,
+    /// What for.
+    pub reference: Option<Reference>,
+}
+
+/// Granting credits to a user (`service_role`).
+#[derive(Clone, Debug)]
+pub struct Grant {
+    /// The user (`users.id`).
+    pub user: Uuid,
+    /// How many.
+    pub amount: Amount,
+    /// What for.
+    pub reference: Option<Reference>,
+}
+
+/// The account and ledger row a move made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Moved {
+    /// `credit_accounts.id`.
+    pub account: Uuid,
+    /// `credit_transactions.id`.
+    pub transaction: Uuid,
+    /// The balance after the move.
+    pub balance: i32,
+}
+
+/// Spends credits of the signed-in user; a short balance is `INSUFFICIENT_CREDITS` and
+/// changes nothing.
+pub async fn spend(ctx: &WriteCtx<'_>, input: Spend) -> ApiResult<Moved> {
+    let Principal::User { id, .. } = ctx.principal else {
+        return Err(ApiError::Forbidden(
+            "only a signed-in user spends credits".to_owned(),
+        ));
+    };
+    let delta = -input.amount.get();
+    apply(ctx, *id, delta, "usage", input.reference).await
+}
+
+/// Grants credits to a user: `service_role` only.
+pub async fn grant(ctx: &WriteCtx<'_>, input: Grant) -> ApiResult<Moved> {
+    if *ctx.principal != Principal::Service {
+        return Err(ApiError::Forbidden(
+            "only service_role grants credits".to_owned(),
+        ));
+    }
+    apply(
+        ctx,
+        input.user,
+        input.amount.get(),
+        "adjustment",
+        input.reference,
+    )
+    .await
+}
+
+fn table(name: &str) -> ApiResult<&'static Table> {
+    tables()
+        .get(name)
+        .ok_or_else(|| ApiError::Internal(format!("no table {name}")))
+}
+
+/// Moves `delta` credits of `user`'s account and writes the ledger row.
+async fn apply(
+    ctx: &WriteCtx<'_>,
+    user: Uuid,
+    delta: i32,
+    kind: &str,
+    reference: Option<Reference>,
+) -> ApiResult<Moved> {
+    let accounts = table("credit_accounts")?;
+    let lifetime = if delta > 0 {
+        "lifetime_earned"
+    } else {
+        "lifetime_spent"
+    };
+    let mut update = Query::update();
+    update
+        .table(accounts.name)
+        .value("balance", Expr::col("balance").add(delta))
+        .value(lifetime, Expr::col(lifetime).add(delta.abs()))
+        .and_where(Expr::col("user_id").eq(user))
+        .and_where(Expr::col("balance").add(delta).gte(0))
+        .cond_where(ctx.scope.write_condition(accounts)?)
+        .returning(Query::returning().columns(["id", "balance"]));
+    let Some(row) = ctx.db.query_one(&update).await? else {
+        return Err(short_or_missing(ctx, accounts, user).await?);
+    };
+    let account: Uuid = row.try_get_by_index(0)?;
+    let balance: i32 = row.try_get_by_index(1)?;
+    let transaction = Uuid::new_v4();
+    let mut insert = Query::insert();
+    insert
+        .into_table("credit_transactions")
+        .columns([
+            "id",
+            "credit_account_id",
+            "amount",
+            "balance_after",
+            "kind",
+            "reference",
+            "user_id",
+        ])
+        .values([
+            Expr::val(transaction),
+            Expr::val(account),
+            Expr::val(delta),
+            Expr::val(balance),
+            Expr::val(kind.to_owned()),
+            Expr::val(Value::String(reference.map(|r| r.0))),
+            Expr::val(user),
+        ])
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let Err(error) = ctx.db.execute(&insert).await {
+        let ledger = table("credit_transactions")?;
+        return Err(match crate::store::violation::classify(&error, ledger) {
+            Some(v) if v.code == InputCode::Taken => {
+                ApiError::Conflict("this reference was already used".to_owned())
+            }
+            _ => error.into(),
+        });
+    }
+    ctx.outbox
+        .record(Write::update("credit_accounts", account, Some(user)));
+    ctx.outbox.record(Write::insert(
+        "credit_transactions",
+        transaction,
+        Some(user),
+    ));
+    tracing::info!(user.id = %user, delta, balance, "moved {delta} credits");
+    Ok(Moved {
+        account,
+        transaction,
+        balance,
+    })
+}
+
+/// Why the balance did not move: no account the caller may write (`NOT_FOUND`), or too
+/// few credits.
+async fn short_or_missing(ctx: &WriteCtx<'_>, accounts: &Table, user: Uuid) -> ApiResult<ApiError> {
+    let mut select = Query::select();
+    select
+        .from(accounts.name)
+        .column("balance")
+        .and_where(Expr::col("user_id").eq(user))
+        .cond_where(ctx.scope.write_condition(accounts)?);
+    Ok(match ctx.db.query_one(&select).await? {
+        None => ApiError::NotFound("credit account".to_owned()),
+        Some(row) => {
+            let balance: i32 = row.try_get_by_index(0)?;
+            ApiError::Refused {
+                field: "input.amount".to_owned(),
+                code: InputCode::InsufficientCredits,
+                message: format!("the balance is {balance} credits"),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_whole_positive_and_bounded() {
+        assert_eq!(Amount::parse("amount", 3).unwrap().get(), 3);
+        assert!(Amount::parse("amount", 0).is_err());
+        assert!(Amount::parse("amount", -5).is_err());
+        assert!(Amount::parse("amount", MAX_AMOUNT + 1).is_err());
+    }
+
+    #[test]
+    fn references_are_trimmed_and_bounded() {
+        assert_eq!(Reference::parse("r", " job-1 ").unwrap().0, "job-1");
+        assert!(Reference::parse("r", "  ").is_err());
+        assert!(Reference::parse("r", &"x".repeat(256)).is_err());
+    }
+}

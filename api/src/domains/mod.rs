@@ -1,0 +1,38 @@
+//! The seeds' business operations (workflows), one domain a folder: plain async functions
+//! over the store that know nothing of GraphQL. Each takes a [`WriteCtx`] (who asks,
+//! which rows they may write, the request's transaction and outbox) and an input already
+//! parsed into checked types, and returns what it changed; the schema registers each with
+//! one declaration (`graphql/mutations/workflows.rs`).
+//!
+//! - [`billing`]: the credits ledger (seeds 001, 002).
+
+pub mod billing;
+
+use crate::auth::Principal;
+use crate::db::RequestDb;
+use crate::store::write::Writer;
+use crate::store::{Outbox, Scope};
+
+/// What a workflow works with: one request's principal, scope, transaction and outbox.
+pub struct WriteCtx<'a> {
+    /// Who asks.
+    pub principal: &'a Principal,
+    /// The rows they read and write.
+    pub scope: &'a Scope,
+    /// The request's transaction: everything a workflow writes commits or rolls back
+    /// together.
+    pub db: &'a RequestDb,
+    /// Where writes are recorded for subscribers, published after the commit.
+    pub outbox: &'a Outbox,
+}
+
+impl WriteCtx<'_> {
+    /// The generated writes, under the same rule, for a workflow's plain rows.
+    pub fn writer(&self) -> Writer<'_, RequestDb> {
+        Writer {
+            db: self.db,
+            scope: self.scope,
+            outbox: self.outbox,
+        }
+    }
+}

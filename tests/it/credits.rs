@@ -1,0 +1,102 @@
+//! The credits ledger: a balance moves only with its ledger row, never below zero, under
+//! any concurrency.
+
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::common::app::{Reply, TestApp};
+use crate::common::{fixtures, on_both_backends};
+
+const SPEND: &str = "mutation($i: CreditsSpendInput!) { creditsSpend(input: $i) { creditAccount { balance } creditTransaction { amount balanceAfter kind reference } userErrors { field code message } } }";
+const GRANT: &str = "mutation($i: CreditsGrantInput!) { creditsGrant(input: $i) { creditAccount { balance } userErrors { field code } } }";
+
+/// The balance and the sum of the ledger of `user`'s account, as `service_role` reads them.
+async fn balance_and_ledger(app: &TestApp, user: Uuid) -> (i64, i64) {
+    let reply = app
+        .query(
+            "query($u: UUID!) { creditAccounts(filter: {userId: {eq: $u}}) { nodes { balance } }
+               creditTransactions(filter: {userId: {eq: $u}}) { aggregate { sum { amount } } } }",
+            json!({ "u": user }),
+        )
+        .await;
+    let data = reply.data();
+    let balance = data["creditAccounts"]["nodes"][0]["balance"]
+        .as_i64()
+        .unwrap();
+    let sum = &data["creditTransactions"]["aggregate"]["sum"]["amount"];
+    let sum = sum
+        .as_i64()
+        .or_else(|| sum.as_str().and_then(|s| s.parse().ok()))
+        .unwrap();
+    (balance, sum)
+}
+
+fn errors(reply: &Reply, field: &str) -> serde_json::Value {
+    reply.data()[field]["userErrors"].clone()
+}
+
+on_both_backends! {
+    async fn fifty_concurrent_spends_of_three_on_a_hundred_leave_exactly_one(t) {
+        let app = TestApp::new(t).await;
+        let user = fixtures::user(&app.t.db, "spender@example.com").await;
+        let token = TestApp::token("authenticated", &user.to_string());
+
+        let replies = futures_util::future::join_all((0..50).map(|i| {
+            let token = token.clone();
+            let app = &app;
+            async move {
+                app.graphql(Some(&token), SPEND, json!({ "i": { "amount": 3, "reference": format!("spend-{i}") } }))
+                    .await
+            }
+        }))
+        .await;
+
+        let succeeded = replies
+            .iter()
+            .filter(|r| errors(r, "creditsSpend") == json!([]))
+            .count();
+        let short = replies
+            .iter()
+            .filter(|r| errors(r, "creditsSpend")[0]["code"] == "INSUFFICIENT_CREDITS")
+            .count();
+        assert_eq!((succeeded, short), (33, 17));
+        assert_eq!(balance_and_ledger(&app, user).await, (1, 1));
+    }
+
+    async fn a_short_balance_refuses_the_spend_and_changes_nothing(t) {
+        let app = TestApp::new(t).await;
+        let user = fixtures::user(&app.t.db, "short@example.com").await;
+        let token = TestApp::token("authenticated", &user.to_string());
+
+        let short = app.graphql(Some(&token), SPEND, json!({ "i": { "amount": 101 } })).await;
+        let zero = app.graphql(Some(&token), SPEND, json!({ "i": { "amount": 0 } })).await;
+        let spent = app.graphql(Some(&token), SPEND, json!({ "i": { "amount": 40, "reference": "job-1" } })).await;
+
+        let refusal = &errors(&short, "creditsSpend")[0];
+        assert_eq!(refusal["code"], "INSUFFICIENT_CREDITS", "{}", short.body);
+        assert_eq!(refusal["field"], json!(["input", "amount"]));
+        assert_eq!(errors(&zero, "creditsSpend")[0]["code"], "INVALID", "{}", zero.body);
+        let ledger_row = &spent.data()["creditsSpend"]["creditTransaction"];
+        assert_eq!(ledger_row["amount"], -40);
+        assert_eq!(ledger_row["balanceAfter"], 60);
+        assert_eq!(ledger_row["kind"], "usage");
+        assert_eq!(ledger_row["reference"], "job-1");
+        assert_eq!(balance_and_ledger(&app, user).await, (60, 60));
+    }
+
+    async fn only_the_service_grants_credits(t) {
+        let app = TestApp::new(t).await;
+        let user = fixtures::user(&app.t.db, "granted@example.com").await;
+        let token = TestApp::token("authenticated", &user.to_string());
+        let input = json!({ "i": { "userId": user, "amount": 25 } });
+
+        let by_user = app.graphql(Some(&token), GRANT, input.clone()).await;
+        let by_service = app.query(GRANT, input).await;
+        let unknown = app.query(GRANT, json!({ "i": { "userId": Uuid::new_v4(), "amount": 5 } })).await;
+
+        assert_eq!(by_user.code(), "FORBIDDEN", "{}", by_user.body);
+        assert_eq!(by_service.data()["creditsGrant"]["creditAccount"]["balance"], 125);
+        assert_eq!(errors(&unknown, "creditsGrant")[0]["code"], "NOT_FOUND", "{}", unknown.body);
+        assert_eq!(balance_and_ledger(&app, user).await, (125, 125));
+    }
+}
