@@ -322,6 +322,9 @@ pub fn updated_at_trigger(table: &str) -> String {
 /// The trigger on `users` that makes a new user's profile, credits and preferences.
 pub const NEW_USER_TRIGGER: &str = "on_auth_user_created";
 
+/// The trigger on `credit_accounts` that keeps each balance equal to its ledger.
+pub const LEDGER_TRIGGER: &str = "credit_accounts_balance_ledger";
+
 /// Indexes the service relies on, on both backends: the seeds' named indexes, the uniques
 /// that keep data consistent, and the partial and expression indexes.
 pub const CRITICAL_INDEXES: &[&str] = &[

@@ -24,6 +24,7 @@ mod m20261122_000010_create_row_level_security;
 mod m20261122_000011_create_app_role;
 mod m20261122_000012_create_change_feed;
 mod m20261207_000013_create_idempotency_keys;
+mod m20261207_000014_create_credit_ledger_rule;
 pub mod secure;
 
 pub use ddl::{SQLITE_NEW_UUID, SQLITE_NOW};
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000011_create_app_role::Migration),
             Box::new(m20261122_000012_create_change_feed::Migration),
             Box::new(m20261207_000013_create_idempotency_keys::Migration),
+            Box::new(m20261207_000014_create_credit_ledger_rule::Migration),
         ]
     }
 }

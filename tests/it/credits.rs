@@ -100,3 +100,32 @@ on_both_backends! {
         assert_eq!(balance_and_ledger(&app, user).await, (125, 125));
     }
 }
+
+on_both_backends! {
+    async fn the_database_keeps_every_balance_equal_to_its_ledger(t) {
+        let app = TestApp::new(t).await;
+        let user = fixtures::user(&app.t.db, "books@example.com").await;
+
+        let direct = app
+            .t
+            .execute("UPDATE credit_accounts SET balance = 500 WHERE user_id = $1", vec![user.into()])
+            .await;
+        let clean = api::ops::check::run(&app.t.db).await.unwrap();
+        // A ledger row written without its balance: the books no longer agree.
+        app.t
+            .execute(
+                "INSERT INTO credit_transactions (id, credit_account_id, amount, balance_after, kind, user_id)
+                 SELECT $1, id, 7, 107, 'adjustment', user_id FROM credit_accounts WHERE user_id = $2",
+                vec![Uuid::new_v4().into(), user.into()],
+            )
+            .await
+            .unwrap();
+        let drifted = api::ops::check::run(&app.t.db).await.unwrap();
+
+        assert!(direct.is_err(), "a balance moved without its ledger row");
+        assert_eq!(balance_and_ledger(&app, user).await, (100, 107));
+        assert!(clean.passed(), "{clean}");
+        assert!(!drifted.passed());
+        assert!(drifted.to_string().contains("balance 100, ledger 107"), "{drifted}");
+    }
+}

@@ -8,8 +8,11 @@ use std::fmt;
 
 use chrono::{Datelike, Months, Utc};
 use entity::registry::{self, EntityColumn};
-use migration::catalog::{self, CRITICAL_INDEXES, NEW_USER_TRIGGER, POSTGRES_INDEXES, TABLES};
+use migration::catalog::{
+    self, CRITICAL_INDEXES, LEDGER_TRIGGER, NEW_USER_TRIGGER, POSTGRES_INDEXES, TABLES,
+};
 use migration::introspect::{self, DbColumn};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, Query, TableRef};
 use sea_orm::{ColumnType, ConnectionTrait, DbBackend, DbErr};
 
 /// One line of the report.
@@ -126,7 +129,10 @@ pub async fn run<C: ConnectionTrait>(db: &C) -> Result<Report, DbErr> {
         .iter()
         .filter(|t| t.updated_at)
         .map(|t| (t.name.to_owned(), catalog::updated_at_trigger(t.name)))
-        .chain([("users".to_owned(), NEW_USER_TRIGGER.to_owned())])
+        .chain([
+            ("users".to_owned(), NEW_USER_TRIGGER.to_owned()),
+            ("credit_accounts".to_owned(), LEDGER_TRIGGER.to_owned()),
+        ])
         .collect();
     let missing: Vec<String> = expected
         .iter()
@@ -137,6 +143,13 @@ pub async fn run<C: ConnectionTrait>(db: &C) -> Result<Report, DbErr> {
         missing,
         format!("All {} triggers exist", expected.len()),
         "Missing triggers",
+    );
+
+    let drifted = ledger_drift(db).await?;
+    report.push(
+        drifted,
+        "Every credit balance equals the sum of its ledger".to_owned(),
+        "Credit balances that differ from their ledger",
     );
 
     if postgres {
@@ -167,6 +180,34 @@ pub async fn run<C: ConnectionTrait>(db: &C) -> Result<Report, DbErr> {
         );
     }
     Ok(report)
+}
+
+/// The credit accounts whose balance is not the sum of their ledger rows, as
+/// `<id>: balance <b>, ledger <l>`.
+async fn ledger_drift<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr> {
+    let ledger = Expr::col(("t", "amount")).sum();
+    let sum = Func::coalesce([ledger.clone(), Expr::val(0).into()]);
+    let mut select = Query::select();
+    select
+        .from_as("credit_accounts", "a")
+        .left_join(
+            TableRef::from("credit_transactions").alias("t"),
+            Expr::col(("t", "credit_account_id")).equals(("a", "id")),
+        )
+        .column(("a", "id"))
+        .column(("a", "balance"))
+        .expr(Expr::expr(sum.clone()).cast_as("bigint"))
+        .group_by_col(("a", "id"))
+        .group_by_col(("a", "balance"))
+        .and_having(Expr::col(("a", "balance")).ne(Expr::expr(sum)));
+    let mut drifted = Vec::new();
+    for row in db.query_all(&select).await? {
+        let id: uuid::Uuid = row.try_get_by_index(0)?;
+        let balance: i32 = row.try_get_by_index(1)?;
+        let sum: i64 = row.try_get_by_index(2)?;
+        drifted.push(format!("{id}: balance {balance}, ledger {sum}"));
+    }
+    Ok(drifted)
 }
 
 fn column_problems(

@@ -116,6 +116,9 @@ fn sqlite(code: &str, message: &str, table: &Table) -> Option<Violation> {
                 .strip_prefix("CHECK constraint failed: ")
                 .unwrap_or_default(),
         ),
+        // A trigger's `RAISE(ABORT, '<constraint>: ...')`: a rule the migrations keep in
+        // a trigger, named like a check constraint.
+        "1811" => invalid(table, message.split(':').next().unwrap_or_default()),
         "1299" => blank(
             table,
             named("NOT NULL constraint failed: ")

@@ -1,11 +1,12 @@
 //! Moving credits. A balance changes only together with its ledger row, in the request's
-//! transaction, and never below zero whatever runs at the same time: the balance moves by
-//! one conditional `UPDATE ... WHERE balance + delta >= 0` (PostgreSQL re-checks the
-//! condition once it holds the row's lock; on SQLite a writing request holds the
-//! database's write lock), and the ledger row records the balance it left.
+//! transaction, and never below zero whatever runs at the same time: the account is read
+//! under a row lock (PostgreSQL; on SQLite a writing request holds the database's write
+//! lock), the ledger row is written with the balance it leaves, then the balance moves.
+//! The database refuses a balance that differs from the sum of its ledger (migration
+//! 000014), so the order is the only one that works.
 
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ConnectionTrait, Value};
+use sea_orm::sea_query::{Expr, ExprTrait, LockType, Query};
+use sea_orm::{ConnectionTrait, DbBackend, Value};
 use uuid::Uuid;
 
 use crate::auth::Principal;
@@ -136,20 +137,28 @@ async fn apply(
     } else {
         "lifetime_spent"
     };
-    let mut update = Query::update();
-    update
-        .table(accounts.name)
-        .value("balance", Expr::col("balance").add(delta))
-        .value(lifetime, Expr::col(lifetime).add(delta.abs()))
+    let mut select = Query::select();
+    select
+        .from(accounts.name)
+        .columns(["id", "balance"])
         .and_where(Expr::col("user_id").eq(user))
-        .and_where(Expr::col("balance").add(delta).gte(0))
-        .cond_where(ctx.scope.write_condition(accounts)?)
-        .returning(Query::returning().columns(["id", "balance"]));
-    let Some(row) = ctx.db.query_one(&update).await? else {
-        return Err(short_or_missing(ctx, accounts, user).await?);
+        .cond_where(ctx.scope.write_condition(accounts)?);
+    if ctx.db.get_database_backend() == DbBackend::Postgres {
+        select.lock(LockType::Update);
+    }
+    let Some(row) = ctx.db.query_one(&select).await? else {
+        return Err(ApiError::NotFound("credit account".to_owned()));
     };
     let account: Uuid = row.try_get_by_index(0)?;
-    let balance: i32 = row.try_get_by_index(1)?;
+    let before: i32 = row.try_get_by_index(1)?;
+    let balance = before + delta;
+    if balance < 0 {
+        return Err(ApiError::Refused {
+            field: "input.amount".to_owned(),
+            code: InputCode::InsufficientCredits,
+            message: format!("the balance is {before} credits"),
+        });
+    }
     let transaction = Uuid::new_v4();
     let mut insert = Query::insert();
     insert
@@ -182,6 +191,13 @@ async fn apply(
             _ => error.into(),
         });
     }
+    let mut update = Query::update();
+    update
+        .table(accounts.name)
+        .value("balance", balance)
+        .value(lifetime, Expr::col(lifetime).add(delta.abs()))
+        .and_where(Expr::col("id").eq(account));
+    ctx.db.execute(&update).await?;
     ctx.outbox
         .record(Write::update("credit_accounts", account, Some(user)));
     ctx.outbox.record(Write::insert(
@@ -194,28 +210,6 @@ async fn apply(
         account,
         transaction,
         balance,
-    })
-}
-
-/// Why the balance did not move: no account the caller may write (`NOT_FOUND`), or too
-/// few credits.
-async fn short_or_missing(ctx: &WriteCtx<'_>, accounts: &Table, user: Uuid) -> ApiResult<ApiError> {
-    let mut select = Query::select();
-    select
-        .from(accounts.name)
-        .column("balance")
-        .and_where(Expr::col("user_id").eq(user))
-        .cond_where(ctx.scope.write_condition(accounts)?);
-    Ok(match ctx.db.query_one(&select).await? {
-        None => ApiError::NotFound("credit account".to_owned()),
-        Some(row) => {
-            let balance: i32 = row.try_get_by_index(0)?;
-            ApiError::Refused {
-                field: "input.amount".to_owned(),
-                code: InputCode::InsufficientCredits,
-                message: format!("the balance is {balance} credits"),
-            }
-        }
     })
 }
 
