@@ -186,7 +186,7 @@ pub async fn run<C: ConnectionTrait>(db: &C) -> Result<Report, DbErr> {
 /// `<id>: balance <b>, ledger <l>`.
 async fn ledger_drift<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr> {
     let ledger = Expr::col(("t", "amount")).sum();
-    let sum = Func::coalesce([ledger.clone(), Expr::val(0).into()]);
+    let sum = Func::coalesce([ledger, Expr::val(0)]);
     let mut select = Query::select();
     select
         .from_as("credit_accounts", "a")
