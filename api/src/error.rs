@@ -67,11 +67,13 @@ pub enum InputCode {
     NotRun,
     /// The credit balance is short of the amount.
     InsufficientCredits,
+    /// The worker's lease on the task expired, or another worker holds it.
+    LeaseLost,
 }
 
 impl InputCode {
     /// Every code, for the GraphQL enum.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Blank,
         Self::Invalid,
         Self::Taken,
@@ -81,6 +83,7 @@ impl InputCode {
         Self::Unauthenticated,
         Self::NotRun,
         Self::InsufficientCredits,
+        Self::LeaseLost,
     ];
 
     /// The code's name, as clients see it.
@@ -95,6 +98,7 @@ impl InputCode {
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::NotRun => "NOT_RUN",
             Self::InsufficientCredits => "INSUFFICIENT_CREDITS",
+            Self::LeaseLost => "LEASE_LOST",
         }
     }
 
@@ -112,6 +116,7 @@ impl InputCode {
                 "Not run: an earlier mutation of the request failed, so nothing of it was kept."
             }
             Self::InsufficientCredits => "The credit balance is short of the amount.",
+            Self::LeaseLost => "The lease expired, or another worker holds the task.",
         }
     }
 }

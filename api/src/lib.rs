@@ -80,7 +80,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Some(_) => config.keys(None).await?,
         None => development_keys(&config, &db).await?,
     };
-    let app = router(build_state(db.clone(), keys)?);
+    let state = build_state(db.clone(), keys)?;
+    tokio::spawn(domains::studio::sweep_leases(
+        db.clone(),
+        state.realtime.clone(),
+        domains::studio::SWEEP_EVERY,
+    ));
+    let app = router(state);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

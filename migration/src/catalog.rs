@@ -234,7 +234,15 @@ pub const TABLES: &[TableSpec] = &[
     user("ai_clones", "studio", true).writes(Writes::CRUD),
     user("ai_tasks", "studio", true)
         .feed_key("clone_id")
-        .writes(Writes::CRUD.fixed(&["clone_id"])),
+        .secrets(&["lease_id"])
+        .writes(Writes::CRUD.fixed(&["clone_id"]).server_set(&[
+            "status",
+            "task_output",
+            "error_message",
+            "completed_at",
+            "lease_expires_at",
+            "attempts",
+        ])),
     // shopify
     table("shops", "shopify", Tenant::Shop, "id", true).secrets(&["access_token_enc"]),
     shop("products", "shopify", true).writes(

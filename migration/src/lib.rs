@@ -25,6 +25,7 @@ mod m20261122_000011_create_app_role;
 mod m20261122_000012_create_change_feed;
 mod m20261207_000013_create_idempotency_keys;
 mod m20261207_000014_create_credit_ledger_rule;
+mod m20261207_000015_add_ai_task_leases;
 pub mod secure;
 
 pub use ddl::{SQLITE_NEW_UUID, SQLITE_NOW};
@@ -56,6 +57,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000012_create_change_feed::Migration),
             Box::new(m20261207_000013_create_idempotency_keys::Migration),
             Box::new(m20261207_000014_create_credit_ledger_rule::Migration),
+            Box::new(m20261207_000015_add_ai_task_leases::Migration),
         ]
     }
 }

@@ -10,4 +10,5 @@ mod isolation;
 mod plans;
 mod realtime;
 mod schema;
+mod tasks;
 mod writes;

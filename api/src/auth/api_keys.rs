@@ -16,6 +16,9 @@ pub enum KeyScope {
     Read,
     /// Mutations.
     Write,
+    /// The worker operations (claiming and finishing the user's tasks and jobs), nothing
+    /// else.
+    Worker,
 }
 
 impl KeyScope {
@@ -24,6 +27,7 @@ impl KeyScope {
         match self {
             Self::Read => "read",
             Self::Write => "write",
+            Self::Worker => "worker",
         }
     }
 
@@ -32,6 +36,7 @@ impl KeyScope {
         match name {
             "read" => Some(Self::Read),
             "write" => Some(Self::Write),
+            "worker" => Some(Self::Worker),
             _ => None,
         }
     }

@@ -122,6 +122,16 @@ impl Principal {
         }
     }
 
+    /// Whether the principal may run the worker operations (claim and finish tasks and
+    /// jobs): `service_role`, or an API key with the `WORKER` scope (on its user's rows).
+    pub fn may_work(&self) -> bool {
+        match self {
+            Self::Service => true,
+            Self::User { scopes, .. } => scopes.contains(&KeyScope::Worker),
+            _ => false,
+        }
+    }
+
     /// The claims PostgreSQL's policies read (`request.jwt.claims`).
     pub fn claims(&self) -> serde_json::Value {
         match self {

@@ -5,8 +5,10 @@
 //! one declaration (`graphql/mutations/workflows.rs`).
 //!
 //! - [`billing`]: the credits ledger (seeds 001, 002).
+//! - [`studio`]: the AI task queue (seed 002).
 
 pub mod billing;
+pub mod studio;
 
 use crate::auth::Principal;
 use crate::db::RequestDb;

@@ -30,6 +30,15 @@ pub struct Model {
     pub completed_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The lease the worker that claimed the task proves itself with (never served).
+    pub lease_id: Option<Uuid>,
+    /// Until when the claiming worker holds the task; past it, the task goes back to the
+    /// queue.
+    pub lease_expires_at: Option<DateTimeUtc>,
+    /// How many times the task was claimed.
+    pub attempts: i32,
+    /// The most claims before an expired or failed task fails for good.
+    pub max_attempts: i32,
     pub user_id: Uuid,
     #[sea_orm(belongs_to, from = "clone_id", to = "id")]
     pub ai_clone: BelongsTo<super::ai_clones::Entity>,

@@ -59,7 +59,7 @@ pub(super) fn register(builder: SchemaBuilder) -> SchemaBuilder {
         .register(
             Enum::new("ApiKeyScope")
                 .description("What an API key may do.")
-                .items(["READ", "WRITE"]),
+                .items(["READ", "WRITE", "WORKER"]),
         )
         .register(
             InputObject::new("SignUpInput")
@@ -338,7 +338,7 @@ fn api_key_create<'a>(
                         .ok()
                         .and_then(|n| KeyScope::parse(&n.to_ascii_lowercase()))
                         .ok_or_else(|| {
-                            ApiError::bad_input("input.scopes", "must be READ or WRITE")
+                            ApiError::bad_input("input.scopes", "must be READ, WRITE or WORKER")
                         })?;
                     if !scopes.contains(&scope) {
                         scopes.push(scope);

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use async_graphql::Value as GqlValue;
 use async_graphql::dynamic::{
     Field, FieldFuture, FieldValue, InputObject, InputValue, ObjectAccessor, ResolverContext,
     SchemaBuilder, TypeRef,
@@ -13,8 +14,10 @@ use futures_util::future::BoxFuture;
 use uuid::Uuid;
 
 use super::{Out, Payload, payload_type, perform};
+use crate::auth::Principal;
 use crate::domains::WriteCtx;
 use crate::domains::billing::credits::{self, Amount, Grant, Moved, Reference, Spend};
+use crate::domains::studio::tasks::{self, Claim, Claimed, Finish, Held, Lease};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::model::model;
 use crate::graphql::resolve::{request, run};
@@ -29,6 +32,7 @@ fn declarations() -> Vec<Declaration> {
             "creditsSpend",
             "Spends the signed-in user's credits: the balance and its ledger row change together; \
              a short balance is `INSUFFICIENT_CREDITS` and changes nothing.",
+            Right::Write,
             vec![
                 int("amount", "Credits to spend, 1 to 1,000,000."),
                 text(
@@ -48,6 +52,7 @@ fn declarations() -> Vec<Declaration> {
         declare(
             "creditsGrant",
             "Grants credits to a user (`service_role`).",
+            Right::Write,
             vec![
                 InputValue::new("userId", TypeRef::named_nn("UUID")).description("The user."),
                 int("amount", "Credits to grant, 1 to 1,000,000."),
@@ -63,23 +68,178 @@ fn declarations() -> Vec<Declaration> {
             |ctx, grant| Box::pin(credits::grant(ctx, grant)),
             moved_rows(),
         ),
+        declare(
+            "aiTaskClaim",
+            "Claims the highest-priority, oldest task the worker may run and holds it for \
+             `leaseSeconds`; `aiTask` is null when there is none. Two workers never hold one task.",
+            Right::Work,
+            vec![
+                InputValue::new("types", TypeRef::named_nn_list(TypeRef::STRING))
+                    .description("The task names the worker runs; any when left out."),
+                lease_seconds(),
+            ],
+            |input| {
+                Ok(Claim {
+                    types: input.strings("types")?,
+                    lease: input.lease()?,
+                })
+            },
+            |ctx, claim| Box::pin(tasks::claim(ctx, claim)),
+            vec![
+                Returned::Row("aiTask", "ai_tasks", |c: &Option<Claimed>| {
+                    c.map(|c| c.task)
+                }),
+                Returned::Value(
+                    "leaseId",
+                    TypeRef::STRING,
+                    "What the worker shows to extend or finish the task (shown only here).",
+                    |c| c.map(|c| GqlValue::from(c.lease.to_string())),
+                ),
+            ],
+        ),
+        declare(
+            "aiTaskHeartbeat",
+            "Extends the worker's lease on a task; `LEASE_LOST` when it is no longer the worker's.",
+            Right::Work,
+            vec![task_id(), lease_id(), lease_seconds()],
+            |input| Ok((input.held()?, input.lease()?)),
+            |ctx, (held, lease)| Box::pin(tasks::heartbeat(ctx, held, lease)),
+            task_row(),
+        ),
+        declare(
+            "aiTaskComplete",
+            "Completes a task the worker holds, with its output.",
+            Right::Work,
+            vec![
+                task_id(),
+                lease_id(),
+                InputValue::new("output", TypeRef::named("JSON"))
+                    .description("What the task produced."),
+            ],
+            |input| {
+                let output = input
+                    .json("output")?
+                    .unwrap_or_else(|| serde_json::json!({}));
+                Ok((input.held()?, Finish::Complete(output)))
+            },
+            |ctx, (held, how)| Box::pin(tasks::finish(ctx, held, how)),
+            task_row(),
+        ),
+        declare(
+            "aiTaskFail",
+            "Fails a task the worker holds; with `retry`, it goes back to the queue while attempts remain.",
+            Right::Work,
+            vec![
+                task_id(),
+                lease_id(),
+                InputValue::new("error", TypeRef::named_nn(TypeRef::STRING))
+                    .description("What went wrong."),
+                InputValue::new("retry", TypeRef::named(TypeRef::BOOLEAN))
+                    .description("Try again (default false)."),
+            ],
+            |input| {
+                let error = input
+                    .string("error")?
+                    .ok_or_else(|| ApiError::bad_input("input.error", "is required"))?;
+                let retry = input.boolean("retry")?.unwrap_or(false);
+                Ok((input.held()?, Finish::Fail { error, retry }))
+            },
+            |ctx, (held, how)| Box::pin(tasks::finish(ctx, held, how)),
+            task_row(),
+        ),
     ]
 }
 
 fn moved_rows() -> Vec<Returned<Moved>> {
     vec![
-        ("creditAccount", "credit_accounts", |m| m.account),
-        ("creditTransaction", "credit_transactions", |m| {
-            m.transaction
+        Returned::Row("creditAccount", "credit_accounts", |m| Some(m.account)),
+        Returned::Row("creditTransaction", "credit_transactions", |m| {
+            Some(m.transaction)
         }),
     ]
 }
 
-/// A payload field: its name, the table of its row, and which row of the output it is.
-type Returned<O> = (&'static str, &'static str, fn(&O) -> Uuid);
+fn task_row() -> Vec<Returned<Uuid>> {
+    vec![Returned::Row("aiTask", "ai_tasks", |task| Some(*task))]
+}
+
+fn task_id() -> InputValue {
+    InputValue::new("taskId", TypeRef::named_nn(TypeRef::ID)).description("The task's global id.")
+}
+
+fn lease_id() -> InputValue {
+    InputValue::new("leaseId", TypeRef::named_nn(TypeRef::STRING))
+        .description("The lease `aiTaskClaim` gave.")
+}
+
+fn lease_seconds() -> InputValue {
+    InputValue::new("leaseSeconds", TypeRef::named(TypeRef::INT))
+        .description("How long the worker holds the task: 1 to 3600 seconds, 60 by default.")
+}
+
+/// Who may run a workflow at all; the domain function checks anything finer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Right {
+    /// Credentials that may write (not a READ or WORKER key).
+    Write,
+    /// The worker operations: `service_role` or a WORKER key.
+    Work,
+}
+
+impl Right {
+    fn check(self, principal: &Principal) -> ApiResult<()> {
+        let allowed = match self {
+            Self::Write => principal.may_write(),
+            Self::Work => principal.may_work(),
+        };
+        match principal {
+            _ if allowed => Ok(()),
+            Principal::Anonymous => Err(ApiError::Unauthenticated("sign in first".to_owned())),
+            _ => Err(ApiError::Forbidden(match self {
+                Self::Write => "these credentials may not write".to_owned(),
+                Self::Work => "worker operations need service_role or a WORKER API key".to_owned(),
+            })),
+        }
+    }
+}
+
+/// A payload field: a row of a table (by a typed accessor of the workflow's output), or
+/// a plain value.
+enum Returned<O> {
+    /// Field, table, which row (none: null).
+    Row(&'static str, &'static str, fn(&O) -> Option<Uuid>),
+    /// Field, GraphQL type, description, the value (none: null).
+    Value(
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&O) -> Option<GqlValue>,
+    ),
+}
+
+impl<O> Clone for Returned<O> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Row(f, t, pick) => Self::Row(f, t, *pick),
+            Self::Value(f, ty, doc, pick) => Self::Value(f, ty, doc, *pick),
+        }
+    }
+}
+
+/// A payload field's value once the workflow ran.
+enum Answer {
+    Row(&'static str, Option<Uuid>),
+    Value(Option<GqlValue>),
+}
+
+/// A payload field as the schema declares it: name, type, description.
+type Declared = (String, TypeRef, String);
 
 type Body = Arc<
-    dyn for<'a> Fn(&'a WriteCtx<'a>, Input<'a>) -> BoxFuture<'a, ApiResult<Vec<(String, Uuid)>>>
+    dyn for<'a> Fn(
+            &'a WriteCtx<'a>,
+            Input<'a>,
+        ) -> BoxFuture<'a, ApiResult<Vec<(&'static str, Answer)>>>
         + Send
         + Sync,
 >;
@@ -88,22 +248,42 @@ type Body = Arc<
 struct Declaration {
     name: &'static str,
     doc: &'static str,
+    right: Right,
     input: Vec<InputValue>,
-    payload: Vec<(&'static str, &'static str)>,
+    payload: Vec<Declared>,
     body: Body,
 }
 
 /// Declares workflow `name`: `parse` turns its input into the domain's input, `work`
-/// runs it, `returned` names the payload's rows.
-fn declare<I: Send + 'static, O: Send + 'static>(
+/// runs it, `returned` names the payload's fields.
+fn declare<I: Send + 'static, O: Send + Sync + 'static>(
     name: &'static str,
     doc: &'static str,
+    right: Right,
     input: Vec<InputValue>,
     parse: fn(&Input<'_>) -> ApiResult<I>,
     work: for<'a> fn(&'a WriteCtx<'a>, I) -> BoxFuture<'a, ApiResult<O>>,
     returned: Vec<Returned<O>>,
 ) -> Declaration {
-    let payload = returned.iter().map(|(f, t, _)| (*f, *t)).collect();
+    let payload = returned
+        .iter()
+        .map(|field| match field {
+            Returned::Row(field, table, _) => {
+                let type_name = tables()
+                    .get(table)
+                    .map(|t| model()[t.index].type_name.clone())
+                    .unwrap_or_default();
+                (
+                    (*field).to_owned(),
+                    TypeRef::named(type_name),
+                    format!("The row, as the caller now reads it ({table})."),
+                )
+            }
+            Returned::Value(field, ty, doc, _) => {
+                ((*field).to_owned(), TypeRef::named(*ty), (*doc).to_owned())
+            }
+        })
+        .collect();
     let body: Body = Arc::new(move |ctx, input| {
         let returned = returned.clone();
         Box::pin(async move {
@@ -111,13 +291,17 @@ fn declare<I: Send + 'static, O: Send + 'static>(
             let output = work(ctx, parsed).await?;
             Ok(returned
                 .iter()
-                .map(|(field, _, pick)| ((*field).to_owned(), pick(&output)))
+                .map(|field| match field {
+                    Returned::Row(name, table, pick) => (*name, Answer::Row(table, pick(&output))),
+                    Returned::Value(name, _, _, pick) => (*name, Answer::Value(pick(&output))),
+                })
                 .collect())
         })
     });
     Declaration {
         name,
         doc,
+        right,
         input,
         payload,
         body,
@@ -164,6 +348,70 @@ impl Input<'_> {
         Uuid::parse_str(&text).map_err(|_| ApiError::bad_input(Self::path(name), "is not a uuid"))
     }
 
+    fn boolean(&self, name: &str) -> ApiResult<Option<bool>> {
+        match self.0.get(name).filter(|v| !v.is_null()) {
+            None => Ok(None),
+            Some(value) => value
+                .boolean()
+                .map(Some)
+                .map_err(|_| ApiError::bad_input(Self::path(name), "must be a boolean")),
+        }
+    }
+
+    fn strings(&self, name: &str) -> ApiResult<Vec<String>> {
+        let Some(list) = self.0.get(name).filter(|v| !v.is_null()) else {
+            return Ok(Vec::new());
+        };
+        let list = list
+            .list()
+            .map_err(|_| ApiError::bad_input(Self::path(name), "must be a list of strings"))?;
+        list.iter()
+            .map(|v| {
+                v.string()
+                    .map(str::to_owned)
+                    .map_err(|_| ApiError::bad_input(Self::path(name), "must be a list of strings"))
+            })
+            .collect()
+    }
+
+    fn json(&self, name: &str) -> ApiResult<Option<serde_json::Value>> {
+        self.0
+            .get(name)
+            .filter(|v| !v.is_null())
+            .map(|v| {
+                v.as_value()
+                    .clone()
+                    .into_json()
+                    .map_err(|_| ApiError::bad_input(Self::path(name), "must be JSON"))
+            })
+            .transpose()
+    }
+
+    /// `leaseSeconds`, 60 by default.
+    fn lease(&self) -> ApiResult<Lease> {
+        let seconds = match self.0.get("leaseSeconds").filter(|v| !v.is_null()) {
+            None => 60,
+            Some(_) => self.int("leaseSeconds")?,
+        };
+        Lease::parse("input.leaseSeconds", seconds)
+    }
+
+    /// `taskId` (a global id of an `AiTask`) and `leaseId`.
+    fn held(&self) -> ApiResult<Held> {
+        let gid = self
+            .string("taskId")?
+            .ok_or_else(|| ApiError::bad_input("input.taskId", "is required"))?;
+        let task = match crate::graphql::ids::decode("input.taskId", &gid)? {
+            ("AiTask", id) => id,
+            _ => return Err(ApiError::bad_input("input.taskId", "is not an AiTask id")),
+        };
+        let lease = self
+            .string("leaseId")?
+            .and_then(|l| Uuid::parse_str(&l).ok())
+            .ok_or_else(|| ApiError::bad_input("input.leaseId", "is not a lease id"))?;
+        Ok(Held { task, lease })
+    }
+
     fn reference(&self) -> ApiResult<Option<Reference>> {
         self.string("reference")?
             .map(|r| Reference::parse("input.reference", &r))
@@ -180,24 +428,10 @@ pub(super) fn register(mut builder: SchemaBuilder) -> (SchemaBuilder, Vec<Field>
             InputObject::new(format!("{prefix}Input")),
             InputObject::field,
         );
-        let payload: Vec<(String, TypeRef, String)> = declaration
-            .payload
-            .iter()
-            .map(|(field, table)| {
-                let type_name = tables()
-                    .get(table)
-                    .map(|t| model()[t.index].type_name.clone())
-                    .unwrap_or_default();
-                (
-                    (*field).to_owned(),
-                    TypeRef::named(type_name),
-                    format!("The row, as the caller now reads it ({table})."),
-                )
-            })
-            .collect();
-        builder = builder
-            .register(input)
-            .register(payload_type(&format!("{prefix}Payload"), &payload));
+        builder = builder.register(input).register(payload_type(
+            &format!("{prefix}Payload"),
+            &declaration.payload,
+        ));
         fields.push(field(declaration, &prefix));
     }
     (builder, fields)
@@ -232,14 +466,7 @@ async fn respond(
     req: &RequestContext,
     declaration: &Declaration,
 ) -> ApiResult<Payload> {
-    if !req.principal.may_write() {
-        return Err(match req.principal {
-            crate::auth::Principal::Anonymous => {
-                ApiError::Unauthenticated("sign in first".to_owned())
-            }
-            _ => ApiError::Forbidden("these credentials may only read".to_owned()),
-        });
-    }
+    declaration.right.check(&req.principal)?;
     let input = ctx
         .args
         .try_get("input")
@@ -251,17 +478,24 @@ async fn respond(
         db: &req.db,
         outbox: &req.outbox,
     };
-    let rows = (declaration.body)(&write, Input(input)).await?;
+    let answers = (declaration.body)(&write, Input(input)).await?;
     let mut payload = Payload::default();
-    for ((field, id), (_, table)) in rows.into_iter().zip(&declaration.payload) {
-        let table = tables()
-            .get(table)
-            .ok_or_else(|| ApiError::Internal(format!("no table {table}")))?;
-        let row = store::find_by_ids(&req.db, &req.scope, table, Columns::all(table), &[id])
-            .await?
-            .remove(&id);
-        if let Some(row) = row {
-            payload = payload.with(field, Out::Row(Arc::new(row)));
+    for (field, answer) in answers {
+        match answer {
+            Answer::Row(table, Some(id)) => {
+                let table = tables()
+                    .get(table)
+                    .ok_or_else(|| ApiError::Internal(format!("no table {table}")))?;
+                let row =
+                    store::find_by_ids(&req.db, &req.scope, table, Columns::all(table), &[id])
+                        .await?
+                        .remove(&id);
+                if let Some(row) = row {
+                    payload = payload.with(field, Out::Row(Arc::new(row)));
+                }
+            }
+            Answer::Value(Some(value)) => payload = payload.with(field, Out::Value(value)),
+            Answer::Row(_, None) | Answer::Value(None) => {}
         }
     }
     Ok(payload)

@@ -1,0 +1,350 @@
+//! The AI task queue. Workers claim the highest-priority, oldest task they may run and hold
+//! it under a lease; they extend it with heartbeats and finish with a completion or a
+//! failure, proving the lease with the `lease_id` the claim showed them. A task whose lease
+//! ran out may be claimed again (and is put back by [`release_expired`]); a worker that
+//! lost its lease is refused (`LEASE_LOST`). Two workers never hold one task: on
+//! PostgreSQL the claim skips rows another claim has locked (`FOR UPDATE SKIP LOCKED`), on
+//! SQLite a writing request holds the database's write lock.
+//!
+//! States: `pending` -> `in_progress` -> `completed` | `failed`, and `in_progress` ->
+//! `pending` for a retry or an expired lease ([`Status::may_become`]).
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::{
+    Condition, Expr, ExprTrait, LockBehavior, LockType, Order, Query, SelectStatement,
+};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Value};
+use uuid::Uuid;
+
+use crate::domains::WriteCtx;
+use crate::error::{ApiError, ApiResult, InputCode};
+use crate::realtime::Write;
+use crate::tables::{Table, tables};
+
+/// The longest lease a worker may take at once.
+pub const MAX_LEASE_SECONDS: i64 = 3600;
+
+/// A task's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Waiting for a worker.
+    Pending,
+    /// Held by a worker.
+    InProgress,
+    /// Done.
+    Completed,
+    /// Failed for good.
+    Failed,
+}
+
+impl Status {
+    /// Every state.
+    pub const ALL: [Self; 4] = [
+        Self::Pending,
+        Self::InProgress,
+        Self::Completed,
+        Self::Failed,
+    ];
+
+    /// The state as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::InProgress => "in_progress",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Whether a task in this state may move to `next`.
+    pub fn may_become(self, next: Self) -> bool {
+        matches!(
+            (self, next),
+            (Self::Pending, Self::InProgress)
+                | (
+                    Self::InProgress,
+                    Self::Completed | Self::Failed | Self::Pending
+                )
+        )
+    }
+}
+
+/// How long a lease lasts: 1 second to [`MAX_LEASE_SECONDS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lease(Duration);
+
+impl Lease {
+    /// Checks `seconds`, given as input `field`.
+    pub fn parse(field: &str, seconds: i64) -> ApiResult<Self> {
+        if !(1..=MAX_LEASE_SECONDS).contains(&seconds) {
+            return Err(ApiError::bad_input(
+                field,
+                format!("must be 1 to {MAX_LEASE_SECONDS} seconds"),
+            ));
+        }
+        Ok(Self(Duration::seconds(seconds)))
+    }
+
+    fn until(self) -> DateTime<Utc> {
+        Utc::now() + self.0
+    }
+}
+
+/// A claim: which kinds of task (`task_name`s; any when empty), for how long.
+#[derive(Clone, Debug)]
+pub struct Claim {
+    /// The task names the worker runs; empty for any.
+    pub types: Vec<String>,
+    /// How long the worker holds the task.
+    pub lease: Lease,
+}
+
+/// A claimed task and the lease that proves it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claimed {
+    /// `ai_tasks.id`.
+    pub task: Uuid,
+    /// What the worker shows to extend or finish the task.
+    pub lease: Uuid,
+}
+
+/// A worker's hold on a task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// `ai_tasks.id`.
+    pub task: Uuid,
+    /// The lease the claim gave.
+    pub lease: Uuid,
+}
+
+/// How a worker ends its hold.
+#[derive(Clone, Debug)]
+pub enum Finish {
+    /// The task is done, with its output.
+    Complete(serde_json::Value),
+    /// The task failed; with `retry`, it goes back to the queue while attempts remain.
+    Fail {
+        /// Why.
+        error: String,
+        /// Whether to try again.
+        retry: bool,
+    },
+}
+
+fn ai_tasks() -> ApiResult<&'static Table> {
+    tables()
+        .get("ai_tasks")
+        .ok_or_else(|| ApiError::Internal("no table ai_tasks".to_owned()))
+}
+
+fn may_work(ctx: &WriteCtx<'_>) -> ApiResult<()> {
+    if ctx.principal.may_work() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "worker operations need service_role or a WORKER API key".to_owned(),
+        ))
+    }
+}
+
+/// Which tasks may be claimed now: waiting ones, and held ones whose lease ran out with
+/// attempts left.
+fn claimable(now: DateTime<Utc>) -> Condition {
+    Condition::any()
+        .add(Expr::col("status").eq(Status::Pending.as_str()))
+        .add(
+            Condition::all()
+                .add(Expr::col("status").eq(Status::InProgress.as_str()))
+                .add(Expr::col("lease_expires_at").lt(now))
+                .add(Expr::col("attempts").lt(Expr::col("max_attempts"))),
+        )
+}
+
+/// `urgent` first, then `high`, `medium`, `low`.
+fn priority_rank() -> Expr {
+    Expr::case(Expr::col("priority").eq("urgent"), 0)
+        .case(Expr::col("priority").eq("high"), 1)
+        .case(Expr::col("priority").eq("medium"), 2)
+        .finally(3)
+        .into()
+}
+
+/// Claims the next task the worker may run, or `None` when there is none.
+pub async fn claim(ctx: &WriteCtx<'_>, input: Claim) -> ApiResult<Option<Claimed>> {
+    may_work(ctx)?;
+    let table = ai_tasks()?;
+    let now = Utc::now();
+    let mut next: SelectStatement = Query::select();
+    next.from(table.name)
+        .column("id")
+        .cond_where(claimable(now))
+        .cond_where(ctx.scope.write_condition(table)?)
+        .order_by_expr(priority_rank(), Order::Asc)
+        .order_by("created_at", Order::Asc)
+        .order_by("id", Order::Asc)
+        .limit(1);
+    if !input.types.is_empty() {
+        next.and_where(Expr::col("task_name").is_in(input.types));
+    }
+    if ctx.db.get_database_backend() == DbBackend::Postgres {
+        next.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    let lease = Uuid::new_v4();
+    let mut update = Query::update();
+    update
+        .table(table.name)
+        .value("status", Status::InProgress.as_str())
+        .value("lease_id", lease)
+        .value("lease_expires_at", input.lease.until())
+        .value("attempts", Expr::col("attempts").add(1))
+        .and_where(Expr::col("id").in_subquery(next))
+        .returning(Query::returning().columns(["id", "clone_id", "user_id"]));
+    let Some(row) = ctx.db.query_one(&update).await? else {
+        return Ok(None);
+    };
+    let task: Uuid = row.try_get_by_index(0)?;
+    record(ctx, &row, task)?;
+    tracing::info!(task.id = %task, "claimed task {task}");
+    Ok(Some(Claimed { task, lease }))
+}
+
+/// Extends the lease of a held task.
+pub async fn heartbeat(ctx: &WriteCtx<'_>, held: Held, lease: Lease) -> ApiResult<Uuid> {
+    may_work(ctx)?;
+    let mut update = Query::update();
+    update.value("lease_expires_at", lease.until());
+    hold(ctx, held, update).await
+}
+
+/// Ends the hold of a task: completed, failed, or back to the queue for a retry.
+pub async fn finish(ctx: &WriteCtx<'_>, held: Held, how: Finish) -> ApiResult<Uuid> {
+    may_work(ctx)?;
+    let mut update = Query::update();
+    update
+        .value("lease_id", Value::Uuid(None))
+        .value("lease_expires_at", Value::ChronoDateTimeUtc(None));
+    match how {
+        Finish::Complete(output) => update
+            .value("status", Status::Completed.as_str())
+            .value("task_output", output)
+            .value("completed_at", Utc::now()),
+        Finish::Fail { error, retry } => {
+            // Back to the queue while attempts remain, else failed for good.
+            let again = Expr::col("attempts").lt(Expr::col("max_attempts"));
+            let status = if retry {
+                Expr::case(again, Status::Pending.as_str())
+                    .finally(Status::Failed.as_str())
+                    .into()
+            } else {
+                Expr::val(Status::Failed.as_str())
+            };
+            update.value("status", status).value("error_message", error)
+        }
+    };
+    hold(ctx, held, update).await
+}
+
+/// Applies `update` to a task the caller holds under an unexpired lease; `LEASE_LOST`
+/// when the lease is not (or no longer) the caller's, `NOT_FOUND` for a task it cannot see.
+async fn hold(
+    ctx: &WriteCtx<'_>,
+    held: Held,
+    mut update: sea_orm::sea_query::UpdateStatement,
+) -> ApiResult<Uuid> {
+    let table = ai_tasks()?;
+    update
+        .table(table.name)
+        .and_where(Expr::col("id").eq(held.task))
+        .and_where(Expr::col("status").eq(Status::InProgress.as_str()))
+        .and_where(Expr::col("lease_id").eq(held.lease))
+        .and_where(Expr::col("lease_expires_at").gt(Utc::now()))
+        .cond_where(ctx.scope.write_condition(table)?)
+        .returning(Query::returning().columns(["id", "clone_id", "user_id"]));
+    if let Some(row) = ctx.db.query_one(&update).await? {
+        record(ctx, &row, held.task)?;
+        return Ok(held.task);
+    }
+    let mut select = Query::select();
+    select
+        .from(table.name)
+        .column("id")
+        .and_where(Expr::col("id").eq(held.task))
+        .cond_where(ctx.scope.write_condition(table)?);
+    Err(match ctx.db.query_one(&select).await? {
+        None => ApiError::NotFound("AI task".to_owned()),
+        Some(_) => ApiError::Refused {
+            field: "input.leaseId".to_owned(),
+            code: InputCode::LeaseLost,
+            message: "the lease expired or another worker holds the task".to_owned(),
+        },
+    })
+}
+
+fn record(ctx: &WriteCtx<'_>, row: &sea_orm::QueryResult, task: Uuid) -> ApiResult<()> {
+    let clone: Uuid = row.try_get_by_index(1)?;
+    let user: Uuid = row.try_get_by_index(2)?;
+    ctx.outbox
+        .record(Write::update("ai_tasks", task, Some(user)).key(clone));
+    Ok(())
+}
+
+/// Puts tasks whose lease ran out back in the queue (or fails them when their attempts
+/// are spent), as the service; returns the writes, for the broker. Safe to run from any
+/// number of instances at once: each row moves once.
+pub async fn release_expired<C: ConnectionTrait>(db: &C) -> Result<Vec<Write>, DbErr> {
+    let table = "ai_tasks";
+    let now = Utc::now();
+    let again = Expr::col("attempts").lt(Expr::col("max_attempts"));
+    let mut update = Query::update();
+    update
+        .table(table)
+        .value(
+            "status",
+            Expr::case(again, Status::Pending.as_str()).finally(Status::Failed.as_str()),
+        )
+        .value("lease_id", Value::Uuid(None))
+        .value("lease_expires_at", Value::ChronoDateTimeUtc(None))
+        .and_where(Expr::col("status").eq(Status::InProgress.as_str()))
+        .and_where(Expr::col("lease_expires_at").lt(now))
+        .returning(Query::returning().columns(["id", "clone_id", "user_id"]));
+    let mut writes = Vec::new();
+    for row in db.query_all(&update).await? {
+        let (id, clone, user): (Uuid, Uuid, Uuid) = (
+            row.try_get_by_index(0)?,
+            row.try_get_by_index(1)?,
+            row.try_get_by_index(2)?,
+        );
+        writes.push(Write::update(table, id, Some(user)).key(clone));
+    }
+    Ok(writes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_transition_is_decided() {
+        let allowed: Vec<(Status, Status)> = Status::ALL
+            .iter()
+            .flat_map(|a| Status::ALL.iter().map(move |b| (*a, *b)))
+            .filter(|(a, b)| a.may_become(*b))
+            .collect();
+        assert_eq!(
+            allowed,
+            vec![
+                (Status::Pending, Status::InProgress),
+                (Status::InProgress, Status::Pending),
+                (Status::InProgress, Status::Completed),
+                (Status::InProgress, Status::Failed),
+            ]
+        );
+    }
+
+    #[test]
+    fn leases_are_bounded() {
+        assert!(Lease::parse("l", 0).is_err());
+        assert!(Lease::parse("l", MAX_LEASE_SECONDS + 1).is_err());
+        assert!(Lease::parse("l", 30).is_ok());
+    }
+}
