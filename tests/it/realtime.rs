@@ -5,285 +5,21 @@
 //! publish what a mutation would (`Broker::publish`) after writing.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use api::realtime::{Broker, FeedError, Filter, Op, Session, Write};
+use api::realtime::{FeedError, Filter, Op, Session, Write};
 use api::store::Scope;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use migration::catalog::{TABLES, Tenant};
 use sea_orm::DatabaseConnection;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
 
-use crate::common::app::{SECRET, SHOPIFY_KEY, SHOPIFY_SECRET, TestApp};
+use crate::common::app::{SECRET, TestApp};
 use crate::common::fixtures::{self, row};
+use crate::common::server::{Client, Incoming, Server, keys};
 use crate::common::world::{self, Side, World};
 use crate::common::{TestDb, on_both_backends};
-
-fn keys() -> api::auth::Keys {
-    api::auth::Keys {
-        user: api::auth::jwt::UserKeys {
-            secret: SECRET.to_vec(),
-            jwks: None,
-        },
-        shopify: api::auth::shopify::ShopifyKeys {
-            api_key: SHOPIFY_KEY.to_owned(),
-            api_secret: SHOPIFY_SECRET.to_vec(),
-        },
-    }
-}
-
-/// The production router on a real port.
-struct Server {
-    addr: SocketAddr,
-    broker: Broker,
-    router: axum::Router,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Server {
-    async fn start(db: DatabaseConnection) -> Self {
-        let state = api::build_state(db, keys()).unwrap();
-        let broker = state.realtime.clone();
-        let router = api::router(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = router.clone();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Self {
-            addr,
-            broker,
-            router,
-            task,
-        }
-    }
-
-    /// Waits until `n` subscriptions are registered (a subscribe message is processed
-    /// asynchronously; a change made before that would not be for it).
-    async fn subscribed(&self, n: usize) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.broker.subscriptions() < n {
-            assert!(
-                Instant::now() < deadline,
-                "{} of {n} subscriptions",
-                self.broker.subscriptions()
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    /// What a mutation does after its write on SQLite (PostgreSQL's triggers publish).
-    fn publish(&self, t: &TestDb, writes: impl IntoIterator<Item = Write>) {
-        if !t.is_postgres() {
-            self.broker.publish(writes);
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// What a GraphQL WebSocket client receives.
-#[derive(Debug)]
-enum Incoming {
-    /// A protocol message.
-    Json(Value),
-    /// The close frame's code and reason.
-    Closed(u16, String),
-}
-
-/// A GraphQL WebSocket client: `graphql-transport-ws`, or the legacy `graphql-ws`.
-struct Client {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    legacy: bool,
-    /// Event payloads received so far, per subscription id.
-    events: HashMap<String, Vec<Value>>,
-    /// Subscription ids the server completed.
-    completed: HashSet<String>,
-}
-
-impl Client {
-    async fn connect(addr: SocketAddr, legacy: bool) -> Self {
-        let mut request = format!("ws://{addr}/graphql")
-            .into_client_request()
-            .unwrap();
-        let protocol = if legacy {
-            "graphql-ws"
-        } else {
-            "graphql-transport-ws"
-        };
-        request
-            .headers_mut()
-            .insert("sec-websocket-protocol", protocol.parse().unwrap());
-        let (ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
-        assert_eq!(
-            response.headers()["sec-websocket-protocol"]
-                .to_str()
-                .unwrap(),
-            protocol
-        );
-        Self {
-            ws,
-            legacy,
-            events: HashMap::new(),
-            completed: HashSet::new(),
-        }
-    }
-
-    async fn send(&mut self, message: Value) {
-        self.ws
-            .send(Message::text(message.to_string()))
-            .await
-            .unwrap();
-    }
-
-    async fn recv(&mut self, wait: Duration) -> Option<Incoming> {
-        loop {
-            let message = tokio::time::timeout(wait, self.ws.next()).await.ok()??;
-            match message {
-                Ok(Message::Text(text)) => {
-                    return Some(Incoming::Json(serde_json::from_str(&text).unwrap()));
-                }
-                Ok(Message::Close(frame)) => {
-                    return Some(match frame {
-                        Some(frame) => {
-                            Incoming::Closed(frame.code.into(), frame.reason.to_string())
-                        }
-                        None => Incoming::Closed(1005, String::new()),
-                    });
-                }
-                Ok(_) => {}
-                Err(_) => return None,
-            }
-        }
-    }
-
-    /// Sends `connection_init` with `payload` and returns the answer.
-    async fn init_with(&mut self, payload: Value) -> Incoming {
-        self.send(json!({ "type": "connection_init", "payload": payload }))
-            .await;
-        self.recv(Duration::from_secs(10))
-            .await
-            .unwrap_or_else(|| panic!("no answer to connection_init"))
-    }
-
-    /// Initialises the connection with a bearer token.
-    async fn init(&mut self, token: &str) {
-        match self
-            .init_with(json!({ "Authorization": format!("Bearer {token}") }))
-            .await
-        {
-            Incoming::Json(ack) if ack["type"] == "connection_ack" => {}
-            other => panic!("connection_init refused: {other:?}"),
-        }
-    }
-
-    async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
-        let kind = if self.legacy { "start" } else { "subscribe" };
-        self.send(json!({
-            "type": kind,
-            "id": id,
-            "payload": { "query": query, "variables": variables },
-        }))
-        .await;
-    }
-
-    /// Reads messages (keeping every event) until an event of `id` satisfies `done`;
-    /// returns that event's payload.
-    async fn until(&mut self, id: &str, wait: Duration, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + wait;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.recv(left).await {
-                Some(Incoming::Json(message)) => {
-                    let kind = message["type"].as_str().unwrap_or_default();
-                    let of = message["id"].as_str().unwrap_or_default().to_owned();
-                    match kind {
-                        "next" | "data" => {
-                            let payload = message["payload"].clone();
-                            self.events
-                                .entry(of.clone())
-                                .or_default()
-                                .push(payload.clone());
-                            if of == id && done(&payload) {
-                                return payload;
-                            }
-                        }
-                        "complete" => {
-                            self.completed.insert(of);
-                        }
-                        "error" => panic!("subscription error: {message}"),
-                        _ => {}
-                    }
-                }
-                Some(Incoming::Closed(code, reason)) => panic!("closed {code} {reason}"),
-                None => panic!(
-                    "no matching event for {id} within {wait:?}; received {:?}",
-                    self.events.get(id)
-                ),
-            }
-        }
-    }
-
-    /// The next event of `id`.
-    async fn event(&mut self, id: &str, wait: Duration) -> Value {
-        self.until(id, wait, |_| true).await
-    }
-
-    /// Reads everything that arrives within `wait`.
-    async fn drain(&mut self, wait: Duration) {
-        while let Some(Incoming::Json(message)) = self.recv(wait).await {
-            if let (Some("next" | "data"), Some(id)) =
-                (message["type"].as_str(), message["id"].as_str())
-            {
-                self.events
-                    .entry(id.to_owned())
-                    .or_default()
-                    .push(message["payload"].clone());
-            }
-        }
-    }
-
-    /// Waits for the server to close the socket; returns the close code.
-    async fn closed(&mut self, wait: Duration) -> (u16, String) {
-        let deadline = Instant::now() + wait;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.recv(left).await {
-                Some(Incoming::Closed(code, reason)) => return (code, reason),
-                Some(Incoming::Json(_)) => {}
-                None => panic!("the socket was not closed within {wait:?}"),
-            }
-        }
-    }
-}
-
-/// POSTs a GraphQL operation to `router` with a bearer token; returns the body.
-async fn post(router: &axum::Router, token: &str, query: &str) -> Value {
-    use tower::ServiceExt as _;
-    let request = axum::http::Request::post("/graphql")
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {token}"))
-        .body(axum::body::Body::from(
-            json!({ "query": query }).to_string(),
-        ))
-        .unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
 
 fn gid(type_name: &str, id: Uuid) -> String {
     format!("gid://stratix/{type_name}/{id}")
@@ -768,12 +504,12 @@ async fn two_instances_share_changes_made_through_either_and_by_plain_sql() {
         .await;
     two.subscribed(1).await;
 
-    let created = post(
-        &one.router,
-        &token,
-        "mutation { apiKeyCreate(input: { name: \"ci\" }) { apiKey { rowId } userErrors { message } } }",
-    )
-    .await;
+    let created = one
+        .post(
+            &token,
+            "mutation { apiKeyCreate(input: { name: \"ci\" }) { apiKey { rowId } userErrors { message } } }",
+        )
+        .await;
     let key = created["data"]["apiKeyCreate"]["apiKey"]["rowId"]
         .as_str()
         .unwrap_or_else(|| panic!("{created}"))

@@ -13,24 +13,19 @@
 //! - Anonymous callers and read-only API keys write nothing.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use api::graphql::names;
 use api::tables::{Table, tables};
 use entity::registry::RelationKind;
-use futures_util::{SinkExt, StreamExt};
 use migration::catalog::{TableSpec, Tenant};
 use sea_orm::DatabaseConnection;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
 
-use crate::common::app::{Reply, SECRET, SHOPIFY_KEY, SHOPIFY_SECRET, TestApp};
+use crate::common::app::{Reply, TestApp};
 use crate::common::fixtures::{self, row};
+use crate::common::server::{Client, Server};
 use crate::common::world::{self, Side, World};
 use crate::common::{TestDb, on_both_backends};
 
@@ -826,159 +821,6 @@ mod row_level_security_alone_refuses_every_generated_write_to_the_other_tenant {
 // 2. One transaction per request, published after commit
 // ---------------------------------------------------------------------------------------
 
-/// The production router on a real port, for WebSocket subscribers.
-struct Live {
-    addr: SocketAddr,
-    router: axum::Router,
-    broker: api::realtime::Broker,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Live {
-    async fn start(db: DatabaseConnection) -> Self {
-        let keys = api::auth::Keys {
-            user: api::auth::jwt::UserKeys {
-                secret: SECRET.to_vec(),
-                jwks: None,
-            },
-            shopify: api::auth::shopify::ShopifyKeys {
-                api_key: SHOPIFY_KEY.to_owned(),
-                api_secret: SHOPIFY_SECRET.to_vec(),
-            },
-        };
-        let state = api::build_state(db, keys).unwrap();
-        let broker = state.realtime.clone();
-        let router = api::router(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = router.clone();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Self {
-            addr,
-            router,
-            broker,
-            task,
-        }
-    }
-
-    /// POSTs an operation with a bearer token; returns the body.
-    async fn post(&self, token: &str, query: &str) -> Value {
-        use tower::ServiceExt as _;
-        let request = axum::http::Request::post("/graphql")
-            .header("content-type", "application/json")
-            .header("authorization", format!("Bearer {token}"))
-            .body(axum::body::Body::from(
-                json!({ "query": query }).to_string(),
-            ))
-            .unwrap();
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        serde_json::from_slice(&bytes).unwrap()
-    }
-
-    /// Waits until `n` subscriptions are registered: the server takes a subscribe message
-    /// asynchronously and says nothing back until an event.
-    async fn subscribed(&self, n: usize) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.broker.subscriptions() < n {
-            assert!(
-                Instant::now() < deadline,
-                "the subscription never registered"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-}
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// A `graphql-transport-ws` subscriber.
-struct Subscriber {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    /// Every event payload received so far.
-    events: Vec<Value>,
-}
-
-impl Subscriber {
-    async fn connect(addr: SocketAddr, token: &str) -> Self {
-        let mut request = format!("ws://{addr}/graphql")
-            .into_client_request()
-            .unwrap();
-        request.headers_mut().insert(
-            "sec-websocket-protocol",
-            "graphql-transport-ws".parse().unwrap(),
-        );
-        let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-        let mut subscriber = Self {
-            ws,
-            events: Vec::new(),
-        };
-        subscriber
-            .send(json!({
-                "type": "connection_init",
-                "payload": { "Authorization": format!("Bearer {token}") },
-            }))
-            .await;
-        let ack = subscriber.message(Duration::from_secs(10)).await;
-        assert_eq!(ack["type"], "connection_ack", "{ack}");
-        subscriber
-    }
-
-    async fn send(&mut self, message: Value) {
-        self.ws
-            .send(Message::text(message.to_string()))
-            .await
-            .unwrap();
-    }
-
-    async fn message(&mut self, wait: Duration) -> Value {
-        loop {
-            let next = tokio::time::timeout(wait, self.ws.next())
-                .await
-                .unwrap_or_else(|_| panic!("nothing received within {wait:?}"));
-            match next {
-                Some(Ok(Message::Text(text))) => return serde_json::from_str(&text).unwrap(),
-                Some(Ok(Message::Close(frame))) => panic!("closed: {frame:?}"),
-                Some(Ok(_)) => {}
-                other => panic!("the socket ended: {other:?}"),
-            }
-        }
-    }
-
-    async fn subscribe(&mut self, id: &str, query: &str) {
-        self.send(json!({ "type": "subscribe", "id": id, "payload": { "query": query } }))
-            .await;
-    }
-
-    /// Reads (keeping every event) until an event satisfies `done`.
-    async fn until(&mut self, wait: Duration, done: impl Fn(&Value) -> bool) {
-        let deadline = Instant::now() + wait;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let message = self.message(left).await;
-            match message["type"].as_str() {
-                Some("next") => {
-                    let event = message["payload"].clone();
-                    self.events.push(event.clone());
-                    if done(&event) {
-                        return;
-                    }
-                }
-                Some("error") => panic!("subscription error: {message}"),
-                _ => {}
-            }
-        }
-    }
-}
-
 const PRODUCT_CHANGES: &str =
     "subscription { rowChanged(tables: [PRODUCTS]) { op table rowId node { id } } }";
 
@@ -995,18 +837,19 @@ on_both_backends! {
         let t = t.migrated().await;
         let domain = "rollback.myshopify.com";
         fixtures::shop(&t.db, domain).await;
-        let live = Live::start(t.db.clone()).await;
+        let server = Server::start(t.db.clone()).await;
         let token = TestApp::shop_token(domain);
-        let mut subscriber = Subscriber::connect(live.addr, &token).await;
-        subscriber.subscribe("products", PRODUCT_CHANGES).await;
-        live.subscribed(1).await;
-        let sentinel = live
+        let mut subscriber = Client::connect(server.addr, false).await;
+        subscriber.init(&token).await;
+        subscriber.subscribe("products", PRODUCT_CHANGES, json!({})).await;
+        server.subscribed(1).await;
+        let sentinel = server
             .post(&token, &format!("mutation {{ {} }}", create_product("m", "sentinel")))
             .await;
         let sentinel = sentinel["data"]["m"]["product"]["rowId"].clone();
-        subscriber.until(Duration::from_secs(10), |e| e["data"]["rowChanged"]["rowId"] == sentinel).await;
+        subscriber.until("products", Duration::from_secs(10), |e| e["data"]["rowChanged"]["rowId"] == sentinel).await;
 
-        let failed = live
+        let failed = server
             .post(
                 &token,
                 &format!(
@@ -1017,12 +860,12 @@ on_both_backends! {
                 ),
             )
             .await;
-        let later = live
+        let later = server
             .post(&token, &format!("mutation {{ {} }}", create_product("m", "later")))
             .await;
         let later_id = later["data"]["m"]["product"]["rowId"].clone();
-        subscriber.until(Duration::from_secs(10), |e| e["data"]["rowChanged"]["rowId"] == later_id).await;
-        let kept = live
+        subscriber.until("products", Duration::from_secs(10), |e| e["data"]["rowChanged"]["rowId"] == later_id).await;
+        let kept = server
             .post(
                 &TestApp::service(),
                 "{ products(first: 10, orderBy: [{field: SHOPIFY_ID}]) { nodes { shopifyId } } }",
@@ -1045,7 +888,7 @@ on_both_backends! {
             "{kept}"
         );
         let heard: Vec<(Value, Value)> = subscriber
-            .events
+            .events["products"]
             .iter()
             .map(|e| (e["data"]["rowChanged"]["op"].clone(), e["data"]["rowChanged"]["rowId"].clone()))
             .collect();
@@ -1057,7 +900,7 @@ on_both_backends! {
             heard,
             vec![(json!("INSERT"), sentinel), (json!("INSERT"), later_id)],
             "{:?}",
-            subscriber.events
+            subscriber.events["products"]
         );
         // Last, so that the transaction is checked whatever the answer names.
         assert_eq!(

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod fixtures;
 pub mod postgres;
+pub mod server;
 pub mod world;
 
 use std::sync::Once;
