@@ -82,6 +82,14 @@ on_both_backends! {
         assert_eq!(ledger_row["kind"], "usage");
         assert_eq!(ledger_row["reference"], "job-1");
         assert_eq!(balance_and_ledger(&app, user).await, (60, 60));
+        // The spend left one log row with the balance before and after.
+        let logs = app
+            .graphql(Some(&token), "{ activityLogs(filter: {action: {eq: \"credits.spent\"}}) { nodes { details } } }", json!({}))
+            .await;
+        let details = &logs.data()["activityLogs"]["nodes"][0]["details"];
+        assert_eq!(details["from"]["balance"], 100, "{}", logs.body);
+        assert_eq!(details["to"]["balance"], 60);
+        assert_eq!(logs.data()["activityLogs"]["nodes"].as_array().unwrap().len(), 1);
     }
 
     async fn only_the_service_grants_credits(t) {

@@ -190,9 +190,23 @@ on_both_backends! {
         expire().await.unwrap();
         let second = api::domains::studio::tasks::release_expired(&app.t.db).await.unwrap();
 
-        assert_eq!(first.len(), 1);
+        let tasks_written = |writes: &[api::realtime::Write]| writes.iter().filter(|w| w.table == "ai_tasks").count();
+        assert_eq!(tasks_written(&first), 1);
         assert_eq!(after_first, vec![("pending".to_owned(), 1)]);
-        assert_eq!(second.len(), 1);
+        assert_eq!(tasks_written(&second), 1);
         assert_eq!(statuses(&app).await, vec![("failed".to_owned(), 1)]);
+        // Every state change left its log row: two claims, two expiries.
+        let logs = app
+            .query("{ activityLogs(orderBy: [{field: CREATED_AT}]) { nodes { action details } } }", json!({}))
+            .await;
+        let actions: Vec<&str> = logs.data()["activityLogs"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|n| n["action"].as_str())
+            .filter(|a| a.starts_with("ai_task."))
+            .collect();
+        assert_eq!(actions.len(), 4, "{actions:?}");
+        assert_eq!(actions.iter().filter(|a| **a == "ai_task.lease_expired").count(), 2);
     }
 }

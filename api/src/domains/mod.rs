@@ -4,9 +4,11 @@
 //! parsed into checked types, and returns what it changed; the schema registers each with
 //! one declaration (`graphql/mutations/workflows.rs`).
 //!
+//! - [`accounts`]: the activity log every workflow writes.
 //! - [`billing`]: the credits ledger (seeds 001, 002).
 //! - [`studio`]: the AI task queue (seed 002).
 
+pub mod accounts;
 pub mod billing;
 pub mod studio;
 

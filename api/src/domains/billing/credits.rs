@@ -7,10 +7,12 @@
 
 use sea_orm::sea_query::{Expr, ExprTrait, LockType, Query};
 use sea_orm::{ConnectionTrait, DbBackend, Value};
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::domains::WriteCtx;
+use crate::domains::accounts::activity::{self, Change};
 use crate::error::{ApiError, ApiResult, InputCode};
 use crate::realtime::Write;
 use crate::tables::{Table, tables};
@@ -205,6 +207,24 @@ async fn apply(
         transaction,
         Some(user),
     ));
+    let details = json!({ "amount": delta, "transaction": transaction, "kind": kind });
+    activity::record(
+        ctx,
+        Change {
+            user,
+            entity_type: "credit_account",
+            entity: account,
+            action: if delta > 0 {
+                "credits.granted"
+            } else {
+                "credits.spent"
+            },
+            from: json!({ "balance": before }),
+            to: json!({ "balance": balance }),
+            details: Some(&details),
+        },
+    )
+    .await?;
     tracing::info!(user.id = %user, delta, balance, "moved {delta} credits");
     Ok(Moved {
         account,

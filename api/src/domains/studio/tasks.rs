@@ -13,12 +13,17 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{
     Condition, Expr, ExprTrait, LockBehavior, LockType, Order, Query, SelectStatement,
 };
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Value};
+use serde_json::json;
 use uuid::Uuid;
 
+use crate::auth::Principal;
+use crate::db::{Access, End, RequestDb};
 use crate::domains::WriteCtx;
+use crate::domains::accounts::activity::{self, Change};
 use crate::error::{ApiError, ApiResult, InputCode};
 use crate::realtime::Write;
+use crate::store::{Outbox, Scope};
 use crate::tables::{Table, tables};
 
 /// The longest lease a worker may take at once.
@@ -176,7 +181,7 @@ pub async fn claim(ctx: &WriteCtx<'_>, input: Claim) -> ApiResult<Option<Claimed
     let now = Utc::now();
     let mut next: SelectStatement = Query::select();
     next.from(table.name)
-        .column("id")
+        .columns(["id", "status"])
         .cond_where(claimable(now))
         .cond_where(ctx.scope.write_condition(table)?)
         .order_by_expr(priority_rank(), Order::Asc)
@@ -189,6 +194,11 @@ pub async fn claim(ctx: &WriteCtx<'_>, input: Claim) -> ApiResult<Option<Claimed
     if ctx.db.get_database_backend() == DbBackend::Postgres {
         next.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
     }
+    let Some(found) = ctx.db.query_one(&next).await? else {
+        return Ok(None);
+    };
+    let task: Uuid = found.try_get_by_index(0)?;
+    let before: String = found.try_get_by_index(1)?;
     let lease = Uuid::new_v4();
     let mut update = Query::update();
     update
@@ -197,13 +207,14 @@ pub async fn claim(ctx: &WriteCtx<'_>, input: Claim) -> ApiResult<Option<Claimed
         .value("lease_id", lease)
         .value("lease_expires_at", input.lease.until())
         .value("attempts", Expr::col("attempts").add(1))
-        .and_where(Expr::col("id").in_subquery(next))
-        .returning(Query::returning().columns(["id", "clone_id", "user_id"]));
-    let Some(row) = ctx.db.query_one(&update).await? else {
-        return Ok(None);
-    };
-    let task: Uuid = row.try_get_by_index(0)?;
-    record(ctx, &row, task)?;
+        .and_where(Expr::col("id").eq(task))
+        .returning(Query::returning().columns(["status", "clone_id", "user_id"]));
+    let row = ctx
+        .db
+        .query_one(&update)
+        .await?
+        .ok_or_else(|| ApiError::Internal("a claimed task vanished".to_owned()))?;
+    record(ctx, &row, task, "ai_task.claimed", &before).await?;
     tracing::info!(task.id = %task, "claimed task {task}");
     Ok(Some(Claimed { task, lease }))
 }
@@ -213,7 +224,7 @@ pub async fn heartbeat(ctx: &WriteCtx<'_>, held: Held, lease: Lease) -> ApiResul
     may_work(ctx)?;
     let mut update = Query::update();
     update.value("lease_expires_at", lease.until());
-    hold(ctx, held, update).await
+    hold(ctx, held, update, None).await
 }
 
 /// Ends the hold of a task: completed, failed, or back to the queue for a retry.
@@ -223,6 +234,10 @@ pub async fn finish(ctx: &WriteCtx<'_>, held: Held, how: Finish) -> ApiResult<Uu
     update
         .value("lease_id", Value::Uuid(None))
         .value("lease_expires_at", Value::ChronoDateTimeUtc(None));
+    let action = match &how {
+        Finish::Complete(_) => "ai_task.completed",
+        Finish::Fail { .. } => "ai_task.failed",
+    };
     match how {
         Finish::Complete(output) => update
             .value("status", Status::Completed.as_str())
@@ -241,15 +256,17 @@ pub async fn finish(ctx: &WriteCtx<'_>, held: Held, how: Finish) -> ApiResult<Uu
             update.value("status", status).value("error_message", error)
         }
     };
-    hold(ctx, held, update).await
+    hold(ctx, held, update, Some(action)).await
 }
 
-/// Applies `update` to a task the caller holds under an unexpired lease; `LEASE_LOST`
-/// when the lease is not (or no longer) the caller's, `NOT_FOUND` for a task it cannot see.
+/// Applies `update` to a task the caller holds under an unexpired lease, logging a state
+/// change as `action`; `LEASE_LOST` when the lease is not (or no longer) the caller's,
+/// `NOT_FOUND` for a task it cannot see.
 async fn hold(
     ctx: &WriteCtx<'_>,
     held: Held,
     mut update: sea_orm::sea_query::UpdateStatement,
+    action: Option<&'static str>,
 ) -> ApiResult<Uuid> {
     let table = ai_tasks()?;
     update
@@ -259,9 +276,16 @@ async fn hold(
         .and_where(Expr::col("lease_id").eq(held.lease))
         .and_where(Expr::col("lease_expires_at").gt(Utc::now()))
         .cond_where(ctx.scope.write_condition(table)?)
-        .returning(Query::returning().columns(["id", "clone_id", "user_id"]));
+        .returning(Query::returning().columns(["status", "clone_id", "user_id"]));
     if let Some(row) = ctx.db.query_one(&update).await? {
-        record(ctx, &row, held.task)?;
+        match action {
+            Some(action) => {
+                record(ctx, &row, held.task, action, Status::InProgress.as_str()).await?;
+            }
+            None => {
+                publish(ctx, &row, held.task)?;
+            }
+        }
         return Ok(held.task);
     }
     let mut select = Query::select();
@@ -280,24 +304,62 @@ async fn hold(
     })
 }
 
-fn record(ctx: &WriteCtx<'_>, row: &sea_orm::QueryResult, task: Uuid) -> ApiResult<()> {
+/// Tells subscribers of a change to `task` (`row`: its status, clone and user).
+fn publish(
+    ctx: &WriteCtx<'_>,
+    row: &sea_orm::QueryResult,
+    task: Uuid,
+) -> ApiResult<(String, Uuid)> {
+    let status: String = row.try_get_by_index(0)?;
     let clone: Uuid = row.try_get_by_index(1)?;
     let user: Uuid = row.try_get_by_index(2)?;
     ctx.outbox
         .record(Write::update("ai_tasks", task, Some(user)).key(clone));
-    Ok(())
+    Ok((status, user))
+}
+
+/// Publishes a state change of `task` from `before` and logs it as `action`.
+async fn record(
+    ctx: &WriteCtx<'_>,
+    row: &sea_orm::QueryResult,
+    task: Uuid,
+    action: &'static str,
+    before: &str,
+) -> ApiResult<()> {
+    let (status, user) = publish(ctx, row, task)?;
+    activity::record(
+        ctx,
+        Change {
+            user,
+            entity_type: "ai_task",
+            entity: task,
+            action,
+            from: json!({ "status": before }),
+            to: json!({ "status": status }),
+            details: None,
+        },
+    )
+    .await
 }
 
 /// Puts tasks whose lease ran out back in the queue (or fails them when their attempts
-/// are spent), as the service; returns the writes, for the broker. Safe to run from any
-/// number of instances at once: each row moves once.
-pub async fn release_expired<C: ConnectionTrait>(db: &C) -> Result<Vec<Write>, DbErr> {
-    let table = "ai_tasks";
-    let now = Utc::now();
+/// are spent), as `service_role`, in one transaction with their log rows; returns the
+/// writes, for the broker. Safe to run from any number of instances at once: each row
+/// moves once.
+pub async fn release_expired(db: &DatabaseConnection) -> ApiResult<Vec<Write>> {
+    let principal = Principal::Service;
+    let transaction = RequestDb::begin(db, &principal.claims(), Access::Write).await?;
+    let outbox = Outbox::default();
+    let ctx = WriteCtx {
+        principal: &principal,
+        scope: &Scope::Service,
+        db: &transaction,
+        outbox: &outbox,
+    };
     let again = Expr::col("attempts").lt(Expr::col("max_attempts"));
     let mut update = Query::update();
     update
-        .table(table)
+        .table("ai_tasks")
         .value(
             "status",
             Expr::case(again, Status::Pending.as_str()).finally(Status::Failed.as_str()),
@@ -305,18 +367,21 @@ pub async fn release_expired<C: ConnectionTrait>(db: &C) -> Result<Vec<Write>, D
         .value("lease_id", Value::Uuid(None))
         .value("lease_expires_at", Value::ChronoDateTimeUtc(None))
         .and_where(Expr::col("status").eq(Status::InProgress.as_str()))
-        .and_where(Expr::col("lease_expires_at").lt(now))
-        .returning(Query::returning().columns(["id", "clone_id", "user_id"]));
-    let mut writes = Vec::new();
-    for row in db.query_all(&update).await? {
-        let (id, clone, user): (Uuid, Uuid, Uuid) = (
-            row.try_get_by_index(0)?,
-            row.try_get_by_index(1)?,
-            row.try_get_by_index(2)?,
-        );
-        writes.push(Write::update(table, id, Some(user)).key(clone));
+        .and_where(Expr::col("lease_expires_at").lt(Utc::now()))
+        .returning(Query::returning().columns(["status", "clone_id", "user_id", "id"]));
+    for row in ctx.db.query_all(&update).await? {
+        let task: Uuid = row.try_get_by_index(3)?;
+        record(
+            &ctx,
+            &row,
+            task,
+            "ai_task.lease_expired",
+            Status::InProgress.as_str(),
+        )
+        .await?;
     }
-    Ok(writes)
+    transaction.finish(End::Commit).await?;
+    Ok(outbox.take())
 }
 
 #[cfg(test)]
