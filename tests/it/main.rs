@@ -7,6 +7,7 @@ mod credits;
 mod graphql;
 mod idempotency;
 mod isolation;
+mod notifications;
 mod plans;
 mod realtime;
 mod schema;

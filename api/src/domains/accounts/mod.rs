@@ -1,5 +1,7 @@
-//! Accounts (seeds 001 and 002): what every workflow leaves behind for its user. Tables
+//! Accounts (seeds 001 and 002): what workflows leave behind for their user. Tables
 //! written here: `activity_logs` (one row per state change a workflow makes, in the same
-//! transaction).
+//! transaction) and `notifications` (where the user's preferences allow; marked read by
+//! the user).
 
 pub mod activity;
+pub mod notifications;

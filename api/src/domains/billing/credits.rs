@@ -13,9 +13,14 @@ use uuid::Uuid;
 use crate::auth::Principal;
 use crate::domains::WriteCtx;
 use crate::domains::accounts::activity::{self, Change};
+use crate::domains::accounts::notifications::{self, Notice, Severity, Topic};
 use crate::error::{ApiError, ApiResult, InputCode};
 use crate::realtime::Write;
 use crate::tables::{Table, tables};
+
+/// Below this balance, a spend tells the user that credits are running low (once, as the
+/// balance crosses it).
+pub const LOW_BALANCE: i32 = 10;
 
 /// The most credits one operation moves.
 pub const MAX_AMOUNT: i64 = 1_000_000;
@@ -225,6 +230,17 @@ async fn apply(
         },
     )
     .await?;
+    if before >= LOW_BALANCE && balance < LOW_BALANCE {
+        let notice = Notice {
+            user,
+            topic: Topic::Billing,
+            severity: Severity::Warning,
+            title: "Credits are running low".to_owned(),
+            body: format!("{balance} credits left."),
+            data: json!({ "balance": balance }),
+        };
+        notifications::notify(ctx, notice).await?;
+    }
     tracing::info!(user.id = %user, delta, balance, "moved {delta} credits");
     Ok(Moved {
         account,

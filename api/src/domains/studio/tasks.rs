@@ -21,6 +21,7 @@ use crate::auth::Principal;
 use crate::db::{Access, End, RequestDb};
 use crate::domains::WriteCtx;
 use crate::domains::accounts::activity::{self, Change};
+use crate::domains::accounts::notifications::{self, Notice, Severity, Topic};
 use crate::error::{ApiError, ApiResult, InputCode};
 use crate::realtime::Write;
 use crate::store::{Outbox, Scope};
@@ -327,6 +328,22 @@ async fn record(
     before: &str,
 ) -> ApiResult<()> {
     let (status, user) = publish(ctx, row, task)?;
+    let finished = match status.as_str() {
+        "completed" => Some((Severity::Success, "Task completed")),
+        "failed" => Some((Severity::Error, "Task failed")),
+        _ => None,
+    };
+    if let Some((severity, title)) = finished {
+        let notice = Notice {
+            user,
+            topic: Topic::AiTask,
+            severity,
+            title: title.to_owned(),
+            body: format!("AI task {task} is {status}."),
+            data: json!({ "taskId": crate::graphql::ids::encode("AiTask", task) }),
+        };
+        notifications::notify(ctx, notice).await?;
+    }
     activity::record(
         ctx,
         Change {

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::{Out, Payload, payload_type, perform};
 use crate::auth::Principal;
 use crate::domains::WriteCtx;
+use crate::domains::accounts::notifications::{self, Unread};
 use crate::domains::billing::credits::{self, Amount, Grant, Moved, Reference, Spend};
 use crate::domains::studio::tasks::{self, Claim, Claimed, Finish, Held, Lease};
 use crate::error::{ApiError, ApiResult};
@@ -67,6 +68,27 @@ fn declarations() -> Vec<Declaration> {
             },
             |ctx, grant| Box::pin(credits::grant(ctx, grant)),
             moved_rows(),
+        ),
+        declare(
+            "notificationsMarkRead",
+            "Marks some of the signed-in user's notifications read.",
+            Right::Write,
+            vec![
+                InputValue::new("ids", TypeRef::named_nn_list_nn(TypeRef::ID))
+                    .description("The notifications' global ids, at most 250."),
+            ],
+            |input| Ok(Unread::Ids(input.ids("ids", "Notification")?)),
+            |ctx, which| Box::pin(notifications::mark_read(ctx, which)),
+            marked(),
+        ),
+        declare(
+            "notificationsMarkAllRead",
+            "Marks every unread notification of the signed-in user read.",
+            Right::Write,
+            Vec::new(),
+            |_| Ok(Unread::All),
+            |ctx, which| Box::pin(notifications::mark_read(ctx, which)),
+            marked(),
         ),
         declare(
             "aiTaskClaim",
@@ -157,6 +179,15 @@ fn moved_rows() -> Vec<Returned<Moved>> {
             Some(m.transaction)
         }),
     ]
+}
+
+fn marked() -> Vec<Returned<u64>> {
+    vec![Returned::Value(
+        "count",
+        TypeRef::INT,
+        "How many notifications were unread and are now read.",
+        |n| Some(GqlValue::from(*n)),
+    )]
 }
 
 fn task_row() -> Vec<Returned<Uuid>> {
@@ -316,23 +347,44 @@ fn text(name: &str, doc: &str) -> InputValue {
     InputValue::new(name, TypeRef::named(TypeRef::STRING)).description(doc)
 }
 
-/// A workflow's `input` argument, read field by field; errors name `input.<field>`.
-struct Input<'a>(ObjectAccessor<'a>);
+/// A workflow's `input` argument (none for a workflow without input fields), read field
+/// by field; errors name `input.<field>`.
+struct Input<'a>(Option<ObjectAccessor<'a>>);
 
 impl Input<'_> {
     fn path(name: &str) -> String {
         format!("input.{name}")
     }
 
+    /// Field `name`, if given and not null.
+    fn get(&self, name: &str) -> Option<async_graphql::dynamic::ValueAccessor<'_>> {
+        self.0.as_ref()?.get(name).filter(|v| !v.is_null())
+    }
+
     fn int(&self, name: &str) -> ApiResult<i64> {
-        self.0
-            .try_get(name)
-            .and_then(|v| v.i64())
-            .map_err(|_| ApiError::bad_input(Self::path(name), "must be an integer"))
+        self.get(name)
+            .and_then(|v| v.i64().ok())
+            .ok_or_else(|| ApiError::bad_input(Self::path(name), "must be an integer"))
+    }
+
+    /// Field `name`: global ids of `type_name` rows.
+    fn ids(&self, name: &str, type_name: &str) -> ApiResult<Vec<Uuid>> {
+        self.strings(name)?
+            .iter()
+            .map(
+                |gid| match crate::graphql::ids::decode(&Self::path(name), gid)? {
+                    (found, id) if found == type_name => Ok(id),
+                    _ => Err(ApiError::bad_input(
+                        Self::path(name),
+                        format!("{gid} is not a {type_name} id"),
+                    )),
+                },
+            )
+            .collect()
     }
 
     fn string(&self, name: &str) -> ApiResult<Option<String>> {
-        match self.0.get(name).filter(|v| !v.is_null()) {
+        match self.get(name) {
             None => Ok(None),
             Some(value) => value
                 .string()
@@ -349,7 +401,7 @@ impl Input<'_> {
     }
 
     fn boolean(&self, name: &str) -> ApiResult<Option<bool>> {
-        match self.0.get(name).filter(|v| !v.is_null()) {
+        match self.get(name) {
             None => Ok(None),
             Some(value) => value
                 .boolean()
@@ -359,7 +411,7 @@ impl Input<'_> {
     }
 
     fn strings(&self, name: &str) -> ApiResult<Vec<String>> {
-        let Some(list) = self.0.get(name).filter(|v| !v.is_null()) else {
+        let Some(list) = self.get(name) else {
             return Ok(Vec::new());
         };
         let list = list
@@ -375,9 +427,7 @@ impl Input<'_> {
     }
 
     fn json(&self, name: &str) -> ApiResult<Option<serde_json::Value>> {
-        self.0
-            .get(name)
-            .filter(|v| !v.is_null())
+        self.get(name)
             .map(|v| {
                 v.as_value()
                     .clone()
@@ -389,7 +439,7 @@ impl Input<'_> {
 
     /// `leaseSeconds`, 60 by default.
     fn lease(&self) -> ApiResult<Lease> {
-        let seconds = match self.0.get("leaseSeconds").filter(|v| !v.is_null()) {
+        let seconds = match self.get("leaseSeconds") {
             None => 60,
             Some(_) => self.int("leaseSeconds")?,
         };
@@ -424,24 +474,29 @@ pub(super) fn register(mut builder: SchemaBuilder) -> (SchemaBuilder, Vec<Field>
     let mut fields = Vec::new();
     for mut declaration in declarations() {
         let prefix = crate::graphql::names::pascal(declaration.name);
-        let input = std::mem::take(&mut declaration.input).into_iter().fold(
-            InputObject::new(format!("{prefix}Input")),
-            InputObject::field,
-        );
-        builder = builder.register(input).register(payload_type(
+        let fields_in = std::mem::take(&mut declaration.input);
+        let takes_input = !fields_in.is_empty();
+        if takes_input {
+            let input = fields_in.into_iter().fold(
+                InputObject::new(format!("{prefix}Input")),
+                InputObject::field,
+            );
+            builder = builder.register(input);
+        }
+        builder = builder.register(payload_type(
             &format!("{prefix}Payload"),
             &declaration.payload,
         ));
-        fields.push(field(declaration, &prefix));
+        fields.push(field(declaration, &prefix, takes_input));
     }
     (builder, fields)
 }
 
-fn field(declaration: Declaration, prefix: &str) -> Field {
+fn field(declaration: Declaration, prefix: &str, takes_input: bool) -> Field {
     let declaration = Arc::new(declaration);
     let doc = declaration.doc;
     let name = declaration.name;
-    Field::new(
+    let field = Field::new(
         name,
         TypeRef::named_nn(format!("{prefix}Payload")),
         move |ctx| {
@@ -453,11 +508,15 @@ fn field(declaration: Declaration, prefix: &str) -> Field {
             }))
         },
     )
-    .description(doc)
-    .argument(InputValue::new(
-        "input",
-        TypeRef::named_nn(format!("{prefix}Input")),
-    ))
+    .description(doc);
+    if takes_input {
+        field.argument(InputValue::new(
+            "input",
+            TypeRef::named_nn(format!("{prefix}Input")),
+        ))
+    } else {
+        field
+    }
 }
 
 /// Runs a workflow and reads the rows its payload returns under the caller's scope.
@@ -467,11 +526,14 @@ async fn respond(
     declaration: &Declaration,
 ) -> ApiResult<Payload> {
     declaration.right.check(&req.principal)?;
-    let input = ctx
-        .args
-        .try_get("input")
-        .and_then(|v| v.object())
-        .map_err(|_| ApiError::bad_input("input", "must be an input object"))?;
+    let input = match ctx.args.get("input") {
+        None => None,
+        Some(value) => Some(
+            value
+                .object()
+                .map_err(|_| ApiError::bad_input("input", "must be an input object"))?,
+        ),
+    };
     let write = WriteCtx {
         principal: &req.principal,
         scope: &req.scope,
