@@ -1311,3 +1311,26 @@ on_both_backends! {
         assert_eq!(count(&app, projects_table).await, 1);
     }
 }
+
+on_both_backends! {
+    /// `service_role` names owners; one that does not exist is `NOT_FOUND` on its field
+    /// on both backends (the foreign key says so, not a lookup).
+    async fn a_service_write_naming_a_missing_owner_is_not_found(t) {
+        let app = TestApp::new(t).await;
+        let create = "mutation($i: ProductCreateInput!) { productCreate(input: $i) { product { id } userErrors { field code } } }";
+        let upsert = "mutation($i: [ProductCreateInput!]!) { productsUpsert(inputs: $i) { products { id } userErrors { field code } } }";
+        let row = json!({ "shopId": Uuid::new_v4(), "shopifyId": "1", "handle": "h", "title": "T" });
+
+        let created = app.query(create, json!({ "i": row })).await;
+        let upserted = app.query(upsert, json!({ "i": [row] })).await;
+
+        let expected = json!([{ "field": ["input", "shopId"], "code": "NOT_FOUND" }]);
+        assert_eq!(created.data()["productCreate"]["userErrors"], expected, "{}", created.body);
+        assert_eq!(
+            upserted.data()["productsUpsert"]["userErrors"],
+            json!([{ "field": ["inputs", "0", "shopId"], "code": "NOT_FOUND" }]),
+            "{}",
+            upserted.body
+        );
+    }
+}

@@ -114,15 +114,27 @@ fn rejected<T>(mut problems: Vec<Problem>) -> Result<T> {
 }
 
 /// A statement's failure: a constraint violation becomes a problem of `row`, anything
-/// else an internal error.
-fn failure(error: DbErr, table: &Table, row: Option<usize>) -> WriteError {
+/// else an internal error. A missing reference the database does not name (SQLite's
+/// foreign-key errors) is `unchecked`'s, the one reference not looked up before writing.
+fn failure(
+    error: DbErr,
+    table: &Table,
+    row: Option<usize>,
+    unchecked: Option<usize>,
+) -> WriteError {
     match classify(&error, table) {
-        Some(violation) => WriteError::Rejected(vec![problem(
-            row,
-            violation.column.map_or(Field::Whole, Field::Column),
-            violation.code,
-            violation.message,
-        )]),
+        Some(violation) => {
+            let column = match violation.code {
+                InputCode::NotFound => violation.column.or(unchecked),
+                _ => violation.column,
+            };
+            WriteError::Rejected(vec![problem(
+                row,
+                column.map_or(Field::Whole, Field::Column),
+                violation.code,
+                violation.message,
+            )])
+        }
         None => WriteError::Failed(error.into()),
     }
 }
@@ -218,14 +230,19 @@ fn key_text(key: &[usize], values: &Assignments) -> String {
 type Parents = HashMap<(usize, Uuid), Option<Uuid>>;
 
 impl<C: ConnectionTrait> Writer<'_, C> {
+    /// The reference not looked up before writing: the owner key a `service_role` names,
+    /// whose existence is the foreign key's to check (the service sees every row).
+    fn unchecked(&self, table: &Table) -> Option<usize> {
+        owner_index(table).filter(|_| *self.scope == Scope::Service)
+    }
+
     /// Looks up every row `rows` refer to, one statement per foreign-key column.
     async fn parents(&self, table: &Table, rows: &[&Assignments]) -> Result<Parents> {
         let mut found = Parents::new();
-        for relation in table
-            .relations
-            .iter()
-            .filter(|r| r.kind == entity::registry::RelationKind::BelongsTo)
-        {
+        for relation in table.relations.iter().filter(|r| {
+            r.kind == entity::registry::RelationKind::BelongsTo
+                && Some(r.foreign_key) != self.unchecked(table)
+        }) {
             let mut ids: Vec<Uuid> = rows
                 .iter()
                 .flat_map(|values| values.iter())
@@ -260,11 +277,10 @@ impl<C: ConnectionTrait> Writer<'_, C> {
         problems: &mut Vec<Problem>,
     ) {
         let tenant = table.spec.map(|spec| spec.tenant);
-        for relation in table
-            .relations
-            .iter()
-            .filter(|r| r.kind == entity::registry::RelationKind::BelongsTo)
-        {
+        for relation in table.relations.iter().filter(|r| {
+            r.kind == entity::registry::RelationKind::BelongsTo
+                && Some(r.foreign_key) != self.unchecked(table)
+        }) {
             let Some(id) = values
                 .iter()
                 .find(|(column, _)| *column == relation.foreign_key)
@@ -411,7 +427,7 @@ impl<C: ConnectionTrait> Writer<'_, C> {
             .db
             .query_one(&insert)
             .await
-            .map_err(|e| failure(e, table, None))?
+            .map_err(|e| failure(e, table, None, self.unchecked(table)))?
             .ok_or_else(|| ApiError::Internal("insert returned no row".to_owned()))?;
         let row = read_row(&result, table, &columns)?;
         if let Some(write) = change(table, Op::Insert, &row) {
@@ -467,7 +483,16 @@ impl<C: ConnectionTrait> Writer<'_, C> {
         if !problems.is_empty() {
             return rejected(problems);
         }
-        let existing = self.existing_keys(table, &key, &prepared).await?;
+        // PostgreSQL returns each row as its triggers left it, and its triggers publish the
+        // changes; SQLite's `updated_at` trigger runs after `RETURNING`, and the outbox must
+        // tell inserts from updates, so there the keys are looked up before and the rows
+        // read after.
+        let postgres = self.db.get_database_backend() == DbBackend::Postgres;
+        let existing = if postgres {
+            std::collections::HashSet::new()
+        } else {
+            self.existing_keys(table, &key, &prepared).await?
+        };
         let fixed: Vec<usize> = spec
             .writes
             .fixed
@@ -482,6 +507,7 @@ impl<C: ConnectionTrait> Writer<'_, C> {
             groups.entry(columns).or_default().push(i);
         }
         let mut ids: HashMap<String, Uuid> = HashMap::new();
+        let mut written: HashMap<Uuid, Row> = HashMap::new();
         for (columns, members) in groups {
             let mut updates: Vec<&str> = columns
                 .iter()
@@ -517,23 +543,31 @@ impl<C: ConnectionTrait> Writer<'_, C> {
                     .values(values)
                     .map_err(|e| ApiError::Internal(e.to_string()))?;
             }
-            let mut returned: Vec<usize> = vec![table.id_column()];
-            returned.extend(key.iter().copied());
+            let returned: Vec<usize> = if postgres {
+                readable(table)
+            } else {
+                std::iter::once(table.id_column())
+                    .chain(key.iter().copied())
+                    .collect()
+            };
             insert.returning(returning(table, &returned));
             let at = (members.len() == 1).then(|| members[0]);
             let results = self
                 .db
                 .query_all(&insert)
                 .await
-                .map_err(|e| failure(e, table, at))?;
+                .map_err(|e| failure(e, table, at, self.unchecked(table)))?;
             for result in results {
                 let row = read_row(&result, table, &returned)?;
-                let full: Assignments = returned
+                let full: Assignments = key
                     .iter()
                     .filter_map(|&c| row.0[c].clone().map(|v| (c, v)))
                     .collect();
                 if let Some(id) = row.id(table) {
                     ids.insert(key_of(&full), id);
+                    if postgres {
+                        written.insert(id, row);
+                    }
                 }
             }
         }
@@ -544,8 +578,11 @@ impl<C: ConnectionTrait> Writer<'_, C> {
             .ok_or_else(|| {
                 ApiError::Internal("an upserted row came back without its key".to_owned())
             })?;
-        let mut found =
-            find_by_ids(self.db, self.scope, table, Columns::all(table), &order).await?;
+        let mut found = if postgres {
+            written
+        } else {
+            find_by_ids(self.db, self.scope, table, Columns::all(table), &order).await?
+        };
         let mut out = Vec::with_capacity(order.len());
         for (i, id) in order.iter().enumerate() {
             let row = found
@@ -653,7 +690,7 @@ impl<C: ConnectionTrait> Writer<'_, C> {
             self.db
                 .execute(&update)
                 .await
-                .map_err(|e| failure(e, table, None))?;
+                .map_err(|e| failure(e, table, None, None))?;
         }
         let row = find_by_ids(self.db, self.scope, table, Columns::all(table), &[id])
             .await?
@@ -702,7 +739,7 @@ impl<C: ConnectionTrait> Writer<'_, C> {
             .db
             .query_one(&delete)
             .await
-            .map_err(|e| failure(e, table, None))?;
+            .map_err(|e| failure(e, table, None, None))?;
         let Some(result) = result else {
             return rejected(vec![problem(
                 None,
