@@ -83,8 +83,8 @@ async fn graphql_get(
         Ok(request) => request.into_inner(),
         Err(rejection) => return rejection.into_response(),
     };
-    let request = BatchRequest::Single(request);
-    if access_of(&request) == Access::Write {
+    let mut request = BatchRequest::Single(request);
+    if access_of(&mut request) == Access::Write {
         let error = ApiError::bad_input("query", "mutations must be sent with POST");
         return error_response(StatusCode::METHOD_NOT_ALLOWED, &error);
     }
@@ -92,25 +92,28 @@ async fn graphql_get(
 }
 
 /// Whether `batch` holds a mutation (then it runs in a write transaction).
-fn access_of(batch: &BatchRequest) -> Access {
-    let mutates = |request: &async_graphql::Request| {
-        // Most requests are queries: look for the keyword before parsing.
+fn access_of(batch: &mut BatchRequest) -> Access {
+    let mutates = |request: &mut async_graphql::Request| {
+        // Most requests are queries: look for the keyword before parsing. The parsed
+        // document stays in the request, so the executor does not parse it again.
         request.query.contains("mutation")
-            && async_graphql::parser::parse_query(&request.query).is_ok_and(|document| {
+            && request.parsed_query().is_ok_and(|document| {
                 document
                     .operations
                     .iter()
                     .any(|(_, op)| op.node.ty == OperationType::Mutation)
             })
     };
-    if batch.iter().any(mutates) {
-        Access::Write
-    } else {
-        Access::Read
+    let mut access = Access::Read;
+    for request in batch.iter_mut() {
+        if mutates(request) {
+            access = Access::Write;
+        }
     }
+    access
 }
 
-async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> Response {
+async fn execute(state: &AppState, headers: &HeaderMap, mut batch: BatchRequest) -> Response {
     let authenticated = match Credentials::from_headers(headers) {
         Ok(credentials) => auth::authenticate(&state.keys, &state.db, &credentials).await,
         Err(error) => Err(error),
@@ -124,7 +127,7 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
         Ok(scope) => scope,
         Err(error) => return error_response(StatusCode::OK, &error),
     };
-    let access = access_of(&batch);
+    let access = access_of(&mut batch);
     let idempotency = match (headers.get(idempotency::HEADER), &batch, access) {
         (Some(value), BatchRequest::Single(single), Access::Write) => {
             match idempotency::parse_key(value) {
