@@ -5,6 +5,8 @@
 #   bench/run.sh                                   # workloads a b c, c = 1 16 64, 15 s each
 #   bench/run.sh --duration 5 --concurrency 16 --workloads a      # quick look
 #   bench/run.sh --rounds 1 --wait-quiet 180       # what bench/README.md reports
+#   bench/run.sh --workloads w1,w2 --concurrency 16 --duration 10   # the writes (README, "Writes"):
+#                                                  # needs a harness with --workloads-dir
 #
 # Every argument is passed on to the harness (--concurrency, --duration, --rounds,
 # --wait-quiet, --workloads, --fresh-db, --keep-db, --out, ...; see `$PEER_DIR/run.sh --help`).
@@ -35,6 +37,31 @@ cd "$ROOT"   # the harness runs --schema-cmd in the current directory
 # fail ("bad argument #1 to 'randomseed'"). The seed file is given with --seed below, so a
 # non-numeric PEER_SEED left in the environment is dropped.
 if [ -n "${PEER_SEED:-}" ] && ! [[ "$PEER_SEED" =~ ^[0-9]+$ ]]; then unset PEER_SEED; fi
+
+# The write workloads w1_product_create and w2_products_upsert (bench/README.md, "Writes") are
+# defined here: their GraphQL and params in bench/queries/<dialect>/, their pgbench scripts in
+# bench/queries/sql/. The harness takes its workload list from its own queries/sql/ only and
+# replays fixed request bodies, so it cannot run them yet; a harness with the change proposed
+# in the README (--workloads-dir DIR and the {{unique}} token) is given bench/queries, and runs
+# them next to the reads. Until then, asking for them stops here with the reason.
+WORKLOADS_DIR=()
+if "$PEER_DIR/run.sh" --help 2>/dev/null | grep -q -- '--workloads-dir'; then
+  WORKLOADS_DIR=(--workloads-dir bench/queries)
+else
+  prev=""
+  for arg in "$@" ${PEER_WORKLOADS:+--workloads "$PEER_WORKLOADS"}; do
+    if [ "$prev" = --workloads ]; then
+      for tok in ${arg//,/ }; do
+        if ! compgen -G "$PEER_DIR/queries/sql/${tok}*.sql" >/dev/null && compgen -G "bench/queries/sql/${tok}*.sql" >/dev/null; then
+          echo "bench/run.sh: workload '$tok' is one of Stratix's write workloads (bench/queries/sql/), which the harness at $PEER_DIR cannot run yet: it takes workloads from its own queries/sql/ only and has no per-request unique values; see bench/README.md, \"Writes\"" >&2
+          exit 2
+        fi
+      done
+    fi
+    prev=$arg
+  done
+fi
+
 if [ "${BENCH_SKIP_BUILD:-0}" = 1 ]; then
   [ -x target/release/stratix ] || { echo "bench/run.sh: BENCH_SKIP_BUILD=1 but no target/release/stratix" >&2; exit 1; }
   echo "bench/run.sh: BENCH_SKIP_BUILD=1: using target/release/stratix as built ($(date -r target/release/stratix -u +%FT%TZ))" >&2
@@ -59,4 +86,5 @@ exec "$PEER_DIR/run.sh" \
     --cmd "env JWT_SECRET=$JWT_SECRET STRATIX_LISTEN=$LISTEN target/release/stratix serve" \
     --auth "Bearer $TOKEN" \
   --target sql \
+  "${WORKLOADS_DIR[@]}" \
   "$@"

@@ -24,6 +24,10 @@
 --                               experiments; the leaf counts do not change.
 -- Everything else the five tables have (created_at, updated_at, settings, data, guardrails,
 -- posterior, ...) has a default or is nullable.
+--
+-- Beyond the contract, for the write workloads (bench/README.md, "Writes"): 200 more shops,
+-- `writes-0001.myshopify.com` .. `writes-0200.myshopify.com`, with 250 products each, that
+-- only the writes touch (step 2b).
 
 \set ON_ERROR_STOP 1
 
@@ -41,6 +45,45 @@ SELECT pg_get_constraintdef(oid) AS experiments_status_check
 ALTER TABLE experiments DROP CONSTRAINT experiments_status_check;
 
 \i :peer_seed
+
+-- 2b. The write workloads (bench/README.md, "Writes") get 200 shops of their own,
+--     `writes-0001.myshopify.com` .. `writes-0200.myshopify.com` (id md5('writes:' || n)::uuid),
+--     with 250 products each made like seed.sql's (shopify_id 8000000000 + n * 1000 + p, id
+--     md5('writes-product:' || n || ':' || p)::uuid): w1 adds products to these shops, w2
+--     upserts these products. Writes stay in the cached database and an update moves
+--     `updated_at` to now(); here no read sees either. Workload c pages the first 200 shops by
+--     domain, which stay the seeded ones ('writes-' sorts after 'shop-'); (a)'s params list
+--     every shop, so both dialect dirs restrict them to `shop-NNNN`
+--     (queries/stratix/a_shop_products.params.sql); b reads experiments, which these shops lack.
+INSERT INTO shops (id, domain, plan, settings, installed_at)
+SELECT md5('writes:' || n)::uuid,
+       format('writes-%s.myshopify.com', lpad(n::text, 4, '0')),
+       'basic',
+       '{}'::jsonb,
+       timestamptz '2024-06-01 00:00:00+00' + make_interval(hours => n)
+FROM generate_series(1, 200) AS n;
+
+INSERT INTO products (id, shop_id, shopify_id, handle, title, description, data, created_at, updated_at)
+SELECT md5('writes-product:' || n || ':' || p)::uuid,
+       md5('writes:' || n)::uuid,
+       (8000000000 + n * 1000 + p)::text,
+       format('product-%s', p),
+       format('%s %s %s',
+              (ARRAY['Classic', 'Organic', 'Vintage', 'Premium', 'Everyday', 'Limited'])[1 + p % 6],
+              (ARRAY['Cotton', 'Linen', 'Leather', 'Ceramic', 'Bamboo', 'Wool', 'Steel'])[1 + (p / 6) % 7],
+              (ARRAY['Tee', 'Mug', 'Bag', 'Scarf', 'Lamp', 'Bottle', 'Notebook', 'Cap'])[1 + (p / 42) % 8]),
+       format('A %s product crafted for everyday use. SKU W%s-%s. %s',
+              (ARRAY['durable', 'lightweight', 'handmade', 'eco-friendly'])[1 + p % 4],
+              n, p, repeat(md5('writes-desc:' || n || ':' || p) || ' ', 4)),
+       jsonb_build_object(
+           'vendor', format('Vendor %s', 1 + p % 12),
+           'price', round((5 + (p * 7919 % 9500) / 100.0)::numeric, 2),
+           'tags', jsonb_build_array('tag' || (p % 10), 'tag' || (p % 7), 'season' || (p % 4)),
+           'variants', 1 + p % 5,
+           'status', CASE WHEN p % 17 = 0 THEN 'draft' ELSE 'active' END),
+       timestamptz '2024-07-01 00:00:00+00' + make_interval(hours => n, mins => p),
+       timestamptz '2024-07-02 00:00:00+00' + make_interval(hours => n, mins => p)
+FROM generate_series(1, 200) AS n, generate_series(1, 250) AS p;
 
 -- 3. Backfill, then restore every constraint as the migrations made it.
 UPDATE content_revisions r SET shop_id = p.shop_id FROM products p WHERE p.id = r.product_id;

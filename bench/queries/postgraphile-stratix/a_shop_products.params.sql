@@ -1,0 +1,1 @@
+../stratix/a_shop_products.params.sql

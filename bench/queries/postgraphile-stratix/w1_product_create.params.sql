@@ -1,0 +1,1 @@
+../stratix/w1_product_create.params.sql
