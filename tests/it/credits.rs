@@ -61,6 +61,14 @@ on_both_backends! {
             .count();
         assert_eq!((succeeded, short), (33, 17));
         assert_eq!(balance_and_ledger(&app, user).await, (1, 1));
+        // Every spend counted, none lost to a concurrent one.
+        let usage = app
+            .query(
+                "query($u: UUID!) { usageMetrics(filter: {userId: {eq: $u}, metric: {eq: \"credits_spent\"}}) { nodes { value } } }",
+                json!({ "u": user }),
+            )
+            .await;
+        assert_eq!(usage.data()["usageMetrics"]["nodes"], json!([{ "value": "99" }]));
     }
 
     async fn a_short_balance_refuses_the_spend_and_changes_nothing(t) {

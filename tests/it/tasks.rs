@@ -124,6 +124,10 @@ on_both_backends! {
         let late = complete(&app, &service, task, lease).await;
 
         assert_eq!(completions.load(Ordering::SeqCst), 1000);
+        let usage = app
+            .query("{ usageMetrics(filter: {metric: {eq: \"tasks_run\"}}) { nodes { value } } }", json!({}))
+            .await;
+        assert_eq!(usage.data()["usageMetrics"]["nodes"], json!([{ "value": "1000" }]));
         assert_eq!(statuses(&app).await, vec![("completed".to_owned(), 1000)]);
         assert_eq!(code(&late, "aiTaskComplete"), "LEASE_LOST", "{}", late.body);
     }

@@ -14,6 +14,7 @@ use crate::auth::Principal;
 use crate::domains::WriteCtx;
 use crate::domains::accounts::activity::{self, Change};
 use crate::domains::accounts::notifications::{self, Notice, Severity, Topic};
+use crate::domains::accounts::usage::{self, Metric};
 use crate::error::{ApiError, ApiResult, InputCode};
 use crate::realtime::Write;
 use crate::tables::{Table, tables};
@@ -230,6 +231,9 @@ async fn apply(
         },
     )
     .await?;
+    if delta < 0 {
+        usage::increment(ctx, user, Metric::CreditsSpent, i64::from(-delta)).await?;
+    }
     if before >= LOW_BALANCE && balance < LOW_BALANCE {
         let notice = Notice {
             user,

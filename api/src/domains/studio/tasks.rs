@@ -22,6 +22,7 @@ use crate::db::{Access, End, RequestDb};
 use crate::domains::WriteCtx;
 use crate::domains::accounts::activity::{self, Change};
 use crate::domains::accounts::notifications::{self, Notice, Severity, Topic};
+use crate::domains::accounts::usage::{self, Metric};
 use crate::error::{ApiError, ApiResult, InputCode};
 use crate::realtime::Write;
 use crate::store::{Outbox, Scope};
@@ -333,6 +334,9 @@ async fn record(
         "failed" => Some((Severity::Error, "Task failed")),
         _ => None,
     };
+    if status == Status::Completed.as_str() {
+        usage::increment(ctx, user, Metric::TasksRun, 1).await?;
+    }
     if let Some((severity, title)) = finished {
         let notice = Notice {
             user,
