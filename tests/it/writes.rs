@@ -1334,3 +1334,47 @@ on_both_backends! {
         );
     }
 }
+
+on_both_backends! {
+    /// A table's domain rules apply to its generated writes: `profileUpdate` takes only an
+    /// https avatar, a bio of at most 500 characters, an IANA zone and a BCP 47 locale.
+    async fn profile_updates_follow_the_profile_rules(t) {
+        let app = TestApp::new(t).await;
+        let user = fixtures::user(&app.t.db, "profiled@example.com").await;
+        let token = TestApp::token("authenticated", &user.to_string());
+        let mine = app.graphql(Some(&token), "{ profiles { nodes { id } } }", json!({})).await;
+        let id = mine.data()["profiles"]["nodes"][0]["id"].clone();
+        let update = "mutation($id: ID!, $i: ProfileUpdateInput!) { profileUpdate(id: $id, input: $i) { profile { avatarUrl timezone locale } userErrors { field code } } }";
+
+        let bad = app
+            .graphql(
+                Some(&token),
+                update,
+                json!({ "id": id, "i": { "avatarUrl": "http://x.example/a.png", "bio": "b".repeat(501), "timezone": "Mars/Olympus Mons", "locale": "klingon" } }),
+            )
+            .await;
+        let good = app
+            .graphql(
+                Some(&token),
+                update,
+                json!({ "id": id, "i": { "avatarUrl": "https://cdn.example.com/a.png", "timezone": "Europe/Paris", "locale": "pt-BR" } }),
+            )
+            .await;
+
+        assert_eq!(
+            bad.data()["profileUpdate"]["userErrors"],
+            json!([
+                { "field": ["input", "avatarUrl"], "code": "INVALID" },
+                { "field": ["input", "bio"], "code": "TOO_LONG" },
+                { "field": ["input", "locale"], "code": "INVALID" },
+                { "field": ["input", "timezone"], "code": "INVALID" },
+            ]),
+            "{}",
+            bad.body
+        );
+        assert_eq!(
+            good.data()["profileUpdate"]["profile"],
+            json!({ "avatarUrl": "https://cdn.example.com/a.png", "timezone": "Europe/Paris", "locale": "pt-BR" })
+        );
+    }
+}

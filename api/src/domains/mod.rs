@@ -14,7 +14,7 @@ pub mod studio;
 
 use crate::auth::Principal;
 use crate::db::RequestDb;
-use crate::store::write::Writer;
+use crate::store::write::Rule;
 use crate::store::{Outbox, Scope};
 
 /// What a workflow works with: one request's principal, scope, transaction and outbox.
@@ -30,13 +30,10 @@ pub struct WriteCtx<'a> {
     pub outbox: &'a Outbox,
 }
 
-impl WriteCtx<'_> {
-    /// The generated writes, under the same rule, for a workflow's plain rows.
-    pub fn writer(&self) -> Writer<'_, RequestDb> {
-        Writer {
-            db: self.db,
-            scope: self.scope,
-            outbox: self.outbox,
-        }
+/// A domain's rules for the values clients give a table's generated writes, if it has any.
+pub fn rule(table: &str) -> Option<Rule> {
+    match table {
+        "profiles" => Some(accounts::profiles::rule),
+        _ => None,
     }
 }

@@ -82,7 +82,13 @@ pub struct Writer<'a, C> {
     pub scope: &'a Scope,
     /// Where its writes are recorded.
     pub outbox: &'a Outbox,
+    /// The table's own rules for client values, beyond its columns' (a domain's: an
+    /// avatar URL must be https, say).
+    pub rule: Option<Rule>,
 }
+
+/// A domain's rule for one column's value: `Err((code, message))` refuses it.
+pub type Rule = fn(column: &str, value: &Value) -> std::result::Result<(), (InputCode, String)>;
 
 type Result<T> = std::result::Result<T, WriteError>;
 
@@ -181,6 +187,7 @@ fn change(table: &'static Table, op: Op, row: &Row) -> Option<Write> {
 fn check_values(
     table: &Table,
     allowed: &[usize],
+    rule: Option<Rule>,
     row: Option<usize>,
     values: &Assignments,
     problems: &mut Vec<Problem>,
@@ -197,6 +204,11 @@ fn check_values(
         };
         if is_null(value) && !def.nullable {
             problems.push(problem(row, at, InputCode::Blank, "can't be blank"));
+        }
+        if let Some(Err((code, message))) =
+            rule.filter(|_| !is_null(value)).map(|r| r(def.name, value))
+        {
+            problems.push(problem(row, at, code, message));
         }
         if let (Value::String(Some(text)), Some(max)) = (value, def.max_len)
             && text.chars().count() > max as usize
@@ -374,7 +386,7 @@ impl<C: ConnectionTrait> Writer<'_, C> {
         let allowed = table.create_columns();
         let mut problems = Vec::new();
         for (row, values) in rows {
-            check_values(table, &allowed, *row, values, &mut problems);
+            check_values(table, &allowed, self.rule, *row, values, &mut problems);
         }
         let all: Vec<&Assignments> = rows.iter().map(|(_, values)| *values).collect();
         let parents = self.parents(table, &all).await?;
@@ -647,7 +659,14 @@ impl<C: ConnectionTrait> Writer<'_, C> {
             );
         }
         let mut problems = Vec::new();
-        check_values(table, &table.update_columns(), None, values, &mut problems);
+        check_values(
+            table,
+            &table.update_columns(),
+            self.rule,
+            None,
+            values,
+            &mut problems,
+        );
         if !problems.is_empty() {
             return rejected(problems);
         }

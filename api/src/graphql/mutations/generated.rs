@@ -276,6 +276,7 @@ async fn attempt(
         db: &req.db,
         scope: &req.scope,
         outbox: &req.outbox,
+        rule: crate::domains::rule(table.name),
     };
     let written = |result: Result<Out, WriteError>| {
         result.map_err(|error| match error {
