@@ -25,43 +25,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::common::app::{Reply, TestApp};
-use crate::common::world::{self, Rows, Side, World};
+use crate::common::world::{self, Kind, Rows, Side, World, token};
 use crate::common::{TestDb, on_both_backends};
-
-/// The kind of principal a request is made as.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    /// A user JWT: user and distributor tables.
-    User,
-    /// A Shopify session token: shop tables.
-    Shop,
-}
-
-impl Kind {
-    /// Who reads rows of a table owned by `tenant`.
-    fn reading(tenant: Tenant) -> Self {
-        match tenant {
-            Tenant::User | Tenant::Distributor => Self::User,
-            Tenant::Shop => Self::Shop,
-        }
-    }
-
-    fn other(self) -> Self {
-        match self {
-            Self::User => Self::Shop,
-            Self::Shop => Self::User,
-        }
-    }
-}
-
-/// A fresh token for `side`'s principal of `kind`.
-fn token(world: &World, side: Side, kind: Kind) -> String {
-    let tenants = world.tenants(side);
-    match kind {
-        Kind::User => TestApp::token("authenticated", &tenants.user.to_string()),
-        Kind::Shop => world::shop_session_token(&tenants.shop_domain),
-    }
-}
 
 /// The claims the service sets for `side`'s principal of `kind` (PostgreSQL policies).
 fn claims(world: &World, side: Side, kind: Kind) -> Value {

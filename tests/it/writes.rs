@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::common::app::{Reply, TestApp};
 use crate::common::fixtures::{self, row};
 use crate::common::server::{Client, Server};
-use crate::common::world::{self, Side, World};
+use crate::common::world::{self, Kind, Side, World, token};
 use crate::common::{TestDb, on_both_backends};
 
 // ---------------------------------------------------------------------------------------
@@ -186,33 +186,6 @@ impl Failures {
 // 1. The write isolation matrix
 // ---------------------------------------------------------------------------------------
 
-/// The kind of principal a request is made as.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    /// A user JWT: user and distributor tables.
-    User,
-    /// A Shopify session token: shop tables.
-    Shop,
-}
-
-impl Kind {
-    fn of(tenant: Tenant) -> Self {
-        match tenant {
-            Tenant::User | Tenant::Distributor => Self::User,
-            Tenant::Shop => Self::Shop,
-        }
-    }
-}
-
-/// A fresh token for `side`'s principal of `kind`.
-fn token(world: &World, side: Side, kind: Kind) -> String {
-    let tenants = world.tenants(side);
-    match kind {
-        Kind::User => TestApp::token("authenticated", &tenants.user.to_string()),
-        Kind::Shop => world::shop_session_token(&tenants.shop_domain),
-    }
-}
-
 /// `side`'s owner id for rows of `spec`'s kind.
 fn owner_id(world: &World, side: Side, spec: &TableSpec) -> Uuid {
     let tenants = world.tenants(side);
@@ -367,7 +340,7 @@ async fn write_probes(
     };
     let writes = spec.writes;
     let n = Names::of(table);
-    let kind = Kind::of(spec.tenant);
+    let kind = Kind::reading(spec.tenant);
     let token = token(world, side, kind);
     let rows = world.rows(table.name);
     let context = format!("{} as {side:?}'s {kind:?} ({mode:?})", table.name);

@@ -17,12 +17,13 @@
 
 use std::collections::HashMap;
 
+use migration::catalog::Tenant;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Value};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::app::{SHOPIFY_KEY, SHOPIFY_SECRET};
+use super::app::{SHOPIFY_KEY, SHOPIFY_SECRET, TestApp};
 use super::fixtures::{self, row};
 
 /// One of the two tenants of each kind.
@@ -909,4 +910,39 @@ async fn unowned(db: &DatabaseConnection, world: &mut World) {
     )
     .await;
     world.add("payments", None, id);
+}
+
+/// The kind of principal a request is made as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A user JWT: user and distributor tables.
+    User,
+    /// A Shopify session token: shop tables.
+    Shop,
+}
+
+impl Kind {
+    /// Who reads rows of a table owned by `tenant`.
+    pub fn reading(tenant: Tenant) -> Self {
+        match tenant {
+            Tenant::User | Tenant::Distributor => Self::User,
+            Tenant::Shop => Self::Shop,
+        }
+    }
+
+    pub fn other(self) -> Self {
+        match self {
+            Self::User => Self::Shop,
+            Self::Shop => Self::User,
+        }
+    }
+}
+
+/// A fresh token for `side`'s principal of `kind`.
+pub fn token(world: &World, side: Side, kind: Kind) -> String {
+    let tenants = world.tenants(side);
+    match kind {
+        Kind::User => TestApp::token("authenticated", &tenants.user.to_string()),
+        Kind::Shop => shop_session_token(&tenants.shop_domain),
+    }
 }
