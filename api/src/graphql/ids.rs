@@ -20,6 +20,18 @@ pub fn decode<'a>(argument: &str, gid: &'a str) -> Result<(&'a str, Uuid), ApiEr
     Ok((type_name, id))
 }
 
+/// The uuid of `gid`, which must be a global id of type `type_name`; any other id is
+/// refused, naming `argument`.
+pub fn decode_as(argument: &str, gid: &str, type_name: &str) -> Result<Uuid, ApiError> {
+    match decode(argument, gid)? {
+        (found, id) if found == type_name => Ok(id),
+        _ => Err(ApiError::bad_input(
+            argument,
+            format!("{gid:?} is not a {type_name} id"),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -341,13 +341,9 @@ fn id_argument(
     if let Ok(id) = Uuid::parse_str(text) {
         return Ok(Some(id));
     }
-    let (found, id) = ids::decode(name, text).map_err(ApiError::into_graphql)?;
-    if found != type_name {
-        return Err(
-            ApiError::bad_input(name, format!("{text:?} is not a {type_name} id")).into_graphql(),
-        );
-    }
-    Ok(Some(id))
+    ids::decode_as(name, text, type_name)
+        .map(Some)
+        .map_err(ApiError::into_graphql)
 }
 
 /// Opens the feed for `filter` with the connection's session, from `after` if given.

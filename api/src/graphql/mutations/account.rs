@@ -385,10 +385,7 @@ fn api_key_revoke<'a>(
         let user = writing_user(&req.principal)?;
         let input = input(ctx)?;
         let gid = required(input.get("id"), "input.id")?;
-        let (type_name, id) = crate::graphql::ids::decode("input.id", gid)?;
-        if type_name != "ApiKey" {
-            return Err(ApiError::bad_input("input.id", "is not an ApiKey id"));
-        }
+        let id = crate::graphql::ids::decode_as("input.id", gid, "ApiKey")?;
         let key = auth::api_keys::revoke(&req.db, user, id).await?;
         tracing::info!(api_key.id = %key.id, user.id = %user, "revoked API key {}", key.key_prefix);
         req.outbox

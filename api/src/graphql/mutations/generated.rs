@@ -416,13 +416,13 @@ fn id_argument(gql: &GqlTable, ctx: &ResolverContext<'_>) -> Result<Uuid, Refuse
         .try_get("id")
         .and_then(|v| v.string().map(str::to_owned))
         .map_err(|e| ApiError::bad_input("id", e.message))?;
-    let wrong =
-        |message: String| UserError::new(Some(vec!["id".to_owned()]), InputCode::Invalid, message);
-    match ids::decode("id", &gid) {
-        Ok((type_name, id)) if type_name == gql.type_name => Ok(id),
-        Ok(_) => Err(wrong(format!("is not the id of a {}", gql.type_name)).into()),
-        Err(error) => Err(wrong(error.to_string()).into()),
-    }
+    ids::decode_as("id", &gid, &gql.type_name).map_err(|error| {
+        let message = match error {
+            ApiError::BadUserInput { message, .. } => message,
+            other => other.to_string(),
+        };
+        UserError::new(Some(vec!["id".to_owned()]), InputCode::Invalid, message).into()
+    })
 }
 
 /// The `expectedUpdatedAt` argument, if given.

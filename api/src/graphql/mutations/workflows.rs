@@ -20,6 +20,7 @@ use crate::domains::accounts::notifications::{self, Unread};
 use crate::domains::billing::credits::{self, Amount, Grant, Moved, Reference, Spend};
 use crate::domains::studio::tasks::{self, Claim, Claimed, Finish, Held, Lease};
 use crate::error::{ApiError, ApiResult};
+use crate::graphql::ids;
 use crate::graphql::model::model;
 use crate::graphql::resolve::{request, run};
 use crate::request::RequestContext;
@@ -371,15 +372,7 @@ impl Input<'_> {
     fn ids(&self, name: &str, type_name: &str) -> ApiResult<Vec<Uuid>> {
         self.strings(name)?
             .iter()
-            .map(
-                |gid| match crate::graphql::ids::decode(&Self::path(name), gid)? {
-                    (found, id) if found == type_name => Ok(id),
-                    _ => Err(ApiError::bad_input(
-                        Self::path(name),
-                        format!("{gid} is not a {type_name} id"),
-                    )),
-                },
-            )
+            .map(|gid| ids::decode_as(&Self::path(name), gid, type_name))
             .collect()
     }
 
@@ -451,10 +444,7 @@ impl Input<'_> {
         let gid = self
             .string("taskId")?
             .ok_or_else(|| ApiError::bad_input("input.taskId", "is required"))?;
-        let task = match crate::graphql::ids::decode("input.taskId", &gid)? {
-            ("AiTask", id) => id,
-            _ => return Err(ApiError::bad_input("input.taskId", "is not an AiTask id")),
-        };
+        let task = ids::decode_as("input.taskId", &gid, "AiTask")?;
         let lease = self
             .string("leaseId")?
             .and_then(|l| Uuid::parse_str(&l).ok())
