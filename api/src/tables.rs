@@ -179,6 +179,12 @@ impl Tables {
         self.by_name.get(name).map(|&i| &self.all[i])
     }
 
+    /// The table named `name`, which the code itself names: its absence is a bug.
+    pub fn named(&self, name: &str) -> Result<&Table, crate::error::ApiError> {
+        self.get(name)
+            .ok_or_else(|| crate::error::ApiError::Internal(format!("no table {name}")))
+    }
+
     fn build() -> Self {
         let entities = registry::all();
         let by_name: HashMap<&'static str, usize> = entities

@@ -248,9 +248,7 @@ async fn typed_feed<'a>(
     ctx: ResolverContext<'a>,
     feed: &'static TypedFeed,
 ) -> async_graphql::Result<EventStream<'a>> {
-    let table = tables()
-        .get(feed.table)
-        .ok_or_else(|| ApiError::Internal(format!("no table {}", feed.table)).into_graphql())?;
+    let table = tables().named(feed.table).map_err(ApiError::into_graphql)?;
     let mut filter = Filter::new([table.index], feed.ops.iter().copied());
     let mut picked = feed.args.is_empty();
     for (name, _, pick) in feed.args {

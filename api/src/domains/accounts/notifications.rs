@@ -134,9 +134,7 @@ pub async fn mark_read(ctx: &WriteCtx<'_>, which: Unread) -> ApiResult<u64> {
             "only a signed-in user has notifications".to_owned(),
         ));
     };
-    let table = tables()
-        .get("notifications")
-        .ok_or_else(|| ApiError::Internal("no table notifications".to_owned()))?;
+    let table = tables().named("notifications")?;
     let mut update = Query::update();
     update
         .table(table.name)

@@ -17,7 +17,7 @@ use crate::domains::accounts::notifications::{self, Notice, Severity, Topic};
 use crate::domains::accounts::usage::{self, Metric};
 use crate::error::{ApiError, ApiResult, InputCode};
 use crate::realtime::Write;
-use crate::tables::{Table, tables};
+use crate::tables::tables;
 
 /// Below this balance, a spend tells the user that credits are running low (once, as the
 /// balance crosses it).
@@ -125,12 +125,6 @@ pub async fn grant(ctx: &WriteCtx<'_>, input: Grant) -> ApiResult<Moved> {
     .await
 }
 
-fn table(name: &str) -> ApiResult<&'static Table> {
-    tables()
-        .get(name)
-        .ok_or_else(|| ApiError::Internal(format!("no table {name}")))
-}
-
 /// Moves `delta` credits of `user`'s account and writes the ledger row.
 async fn apply(
     ctx: &WriteCtx<'_>,
@@ -139,7 +133,7 @@ async fn apply(
     kind: &str,
     reference: Option<Reference>,
 ) -> ApiResult<Moved> {
-    let accounts = table("credit_accounts")?;
+    let accounts = tables().named("credit_accounts")?;
     let lifetime = if delta > 0 {
         "lifetime_earned"
     } else {
@@ -191,7 +185,7 @@ async fn apply(
         ])
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     if let Err(error) = ctx.db.execute(&insert).await {
-        let ledger = table("credit_transactions")?;
+        let ledger = tables().named("credit_transactions")?;
         return Err(match crate::store::violation::classify(&error, ledger) {
             Some(v) if v.code == InputCode::Taken => {
                 ApiError::Conflict("this reference was already used".to_owned())

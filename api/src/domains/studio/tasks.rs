@@ -139,9 +139,7 @@ pub enum Finish {
 }
 
 fn ai_tasks() -> ApiResult<&'static Table> {
-    tables()
-        .get("ai_tasks")
-        .ok_or_else(|| ApiError::Internal("no table ai_tasks".to_owned()))
+    tables().named("ai_tasks")
 }
 
 fn may_work(ctx: &WriteCtx<'_>) -> ApiResult<()> {

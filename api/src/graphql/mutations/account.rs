@@ -4,19 +4,16 @@ use async_graphql::dynamic::{
     Enum, Field, FieldFuture, FieldValue, InputObject, InputValue, ResolverContext, SchemaBuilder,
     TypeRef, ValueAccessor,
 };
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Out, Payload, payload_type, perform};
+use super::{Out, Payload, payload_type, perform, read_row};
 use crate::auth::{self, KeyScope, Principal, passwords};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::resolve::{request, run};
 use crate::realtime::Write;
 use crate::request::RequestContext;
-use crate::store::{self, Columns, Scope};
-use crate::tables::tables;
+use crate::store::Scope;
 
 /// How long tokens minted by `signUp` / `signIn` last.
 const SESSION_HOURS: i64 = 1;
@@ -200,14 +197,10 @@ async fn object<C: sea_orm::ConnectionTrait>(
     table: &str,
     id: Uuid,
 ) -> ApiResult<Out> {
-    let table = tables()
-        .get(table)
-        .ok_or_else(|| ApiError::Internal(format!("no table {table}")))?;
-    let mut rows = store::find_by_ids(db, scope, table, Columns::all(table), &[id]).await?;
-    let row = rows
-        .remove(&id)
-        .ok_or_else(|| ApiError::NotFound(table.name.to_owned()))?;
-    Ok(Out::Row(Arc::new(row)))
+    let row = read_row(db, scope, table, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(table.to_owned()))?;
+    Ok(Out::Row(row))
 }
 
 fn session_token(req: &RequestContext, user: Uuid) -> ApiResult<String> {

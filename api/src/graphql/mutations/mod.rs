@@ -93,6 +93,19 @@ impl Payload {
     }
 }
 
+/// Row `id` of `table` as `scope` reads it on `db` (every column a client may read), if
+/// it may: what a payload returns.
+async fn read_row<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    scope: &store::Scope,
+    table: &str,
+    id: uuid::Uuid,
+) -> ApiResult<Option<Arc<store::Row>>> {
+    let table = crate::tables::tables().named(table)?;
+    let mut rows = store::find_by_ids(db, scope, table, store::Columns::all(table), &[id]).await?;
+    Ok(rows.remove(&id).map(Arc::new))
+}
+
 /// Runs a mutation's body in the request's transaction: not at all after an earlier
 /// mutation of the request failed, and any failure (input problems included) fails the
 /// whole request. Input problems and missing rows are `userErrors`; what the caller must

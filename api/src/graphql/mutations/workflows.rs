@@ -13,7 +13,7 @@ use async_graphql::dynamic::{
 use futures_util::future::BoxFuture;
 use uuid::Uuid;
 
-use super::{Out, Payload, payload_type, perform};
+use super::{Out, Payload, payload_type, perform, read_row};
 use crate::auth::Principal;
 use crate::domains::WriteCtx;
 use crate::domains::accounts::notifications::{self, Unread};
@@ -24,7 +24,6 @@ use crate::graphql::ids;
 use crate::graphql::model::model;
 use crate::graphql::resolve::{request, run};
 use crate::request::RequestContext;
-use crate::store::{self, Columns};
 use crate::tables::tables;
 
 /// Every workflow the schema serves.
@@ -535,15 +534,8 @@ async fn respond(
     for (field, answer) in answers {
         match answer {
             Answer::Row(table, Some(id)) => {
-                let table = tables()
-                    .get(table)
-                    .ok_or_else(|| ApiError::Internal(format!("no table {table}")))?;
-                let row =
-                    store::find_by_ids(&req.db, &req.scope, table, Columns::all(table), &[id])
-                        .await?
-                        .remove(&id);
-                if let Some(row) = row {
-                    payload = payload.with(field, Out::Row(Arc::new(row)));
+                if let Some(row) = read_row(&req.db, &req.scope, table, id).await? {
+                    payload = payload.with(field, Out::Row(row));
                 }
             }
             Answer::Value(Some(value)) => payload = payload.with(field, Out::Value(value)),
