@@ -14,7 +14,7 @@ use async_graphql::dynamic::{
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Out, Payload, UserError, payload_type, perform};
+use super::{Out, Payload, Right, UserError, payload_type, perform};
 use crate::error::{ApiError, ApiResult, InputCode};
 use crate::graphql::docs;
 use crate::graphql::ids;
@@ -214,19 +214,6 @@ fn field(gql: &'static GqlTable, verb: Verb) -> Field {
     field
 }
 
-/// Who may use generated writes at all: signed in, with a key that may write.
-fn may_write(req: &RequestContext) -> ApiResult<()> {
-    match &req.principal {
-        crate::auth::Principal::Anonymous => {
-            Err(ApiError::Unauthenticated("sign in first".to_owned()))
-        }
-        principal if !principal.may_write() => Err(ApiError::Forbidden(
-            "these credentials may only read".to_owned(),
-        )),
-        _ => Ok(()),
-    }
-}
-
 /// Why a generated mutation wrote nothing: input problems (`userErrors`) or an error.
 enum Refused {
     Input(Vec<UserError>),
@@ -251,7 +238,7 @@ async fn write(
     gql: &'static GqlTable,
     verb: Verb,
 ) -> ApiResult<Payload> {
-    may_write(req)?;
+    Right::Write.check(&req.principal)?;
     let returned = match verb {
         Verb::Create | Verb::Update => object_name(gql),
         Verb::Delete => "deletedId".to_owned(),

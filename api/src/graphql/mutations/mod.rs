@@ -23,6 +23,7 @@ use async_graphql::dynamic::{
 };
 
 use super::types::{parent, sync_field};
+use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, InputCode};
 use crate::request::RequestContext;
 use crate::store;
@@ -89,6 +90,34 @@ impl Payload {
         Self {
             fields: Vec::new(),
             errors,
+        }
+    }
+}
+
+/// Who may run a mutation at all; the store's write rule and the domain functions check
+/// anything finer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Right {
+    /// Credentials that may write (not a READ or WORKER key).
+    Write,
+    /// The worker operations: `service_role` or a WORKER key.
+    Work,
+}
+
+impl Right {
+    /// `UNAUTHENTICATED` for anonymous callers, `FORBIDDEN` for other callers without the right.
+    pub(super) fn check(self, principal: &Principal) -> ApiResult<()> {
+        let allowed = match self {
+            Self::Write => principal.may_write(),
+            Self::Work => principal.may_work(),
+        };
+        match principal {
+            _ if allowed => Ok(()),
+            Principal::Anonymous => Err(ApiError::Unauthenticated("sign in first".to_owned())),
+            _ => Err(ApiError::Forbidden(match self {
+                Self::Write => "these credentials may not write".to_owned(),
+                Self::Work => "worker operations need service_role or a WORKER API key".to_owned(),
+            })),
         }
     }
 }

@@ -13,8 +13,7 @@ use async_graphql::dynamic::{
 use futures_util::future::BoxFuture;
 use uuid::Uuid;
 
-use super::{Out, Payload, payload_type, perform, read_row};
-use crate::auth::Principal;
+use super::{Out, Payload, Right, payload_type, perform, read_row};
 use crate::domains::WriteCtx;
 use crate::domains::accounts::notifications::{self, Unread};
 use crate::domains::billing::credits::{self, Amount, Grant, Moved, Reference, Spend};
@@ -206,32 +205,6 @@ fn lease_id() -> InputValue {
 fn lease_seconds() -> InputValue {
     InputValue::new("leaseSeconds", TypeRef::named(TypeRef::INT))
         .description("How long the worker holds the task: 1 to 3600 seconds, 60 by default.")
-}
-
-/// Who may run a workflow at all; the domain function checks anything finer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Right {
-    /// Credentials that may write (not a READ or WORKER key).
-    Write,
-    /// The worker operations: `service_role` or a WORKER key.
-    Work,
-}
-
-impl Right {
-    fn check(self, principal: &Principal) -> ApiResult<()> {
-        let allowed = match self {
-            Self::Write => principal.may_write(),
-            Self::Work => principal.may_work(),
-        };
-        match principal {
-            _ if allowed => Ok(()),
-            Principal::Anonymous => Err(ApiError::Unauthenticated("sign in first".to_owned())),
-            _ => Err(ApiError::Forbidden(match self {
-                Self::Write => "these credentials may not write".to_owned(),
-                Self::Work => "worker operations need service_role or a WORKER API key".to_owned(),
-            })),
-        }
-    }
 }
 
 /// A payload field: a row of a table (by a typed accessor of the workflow's output), or
