@@ -732,10 +732,10 @@ impl<C: ConnectionTrait> Writer<'_, C> {
             .from(table.name)
             .columns(columns.iter().map(|&c| table.columns[c].name))
             .and_where(Expr::col(table.columns[table.id_column()].name).eq(id))
-            .cond_where(self.scope.write_condition(table)?);
-        if self.db.get_database_backend() == DbBackend::Postgres {
-            select.lock(sea_orm::sea_query::LockType::Update);
-        }
+            .cond_where(self.scope.write_condition(table)?)
+            // sea-query leaves the lock out on SQLite, whose writing request already holds
+            // the database's write lock.
+            .lock(sea_orm::sea_query::LockType::Update);
         let result = self.db.query_one(&select).await.map_err(ApiError::from)?;
         Ok(result.map(|r| read_row(&r, table, &columns)).transpose()?)
     }

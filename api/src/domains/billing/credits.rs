@@ -6,7 +6,7 @@
 //! 000014), so the order is the only one that works.
 
 use sea_orm::sea_query::{Expr, ExprTrait, LockType, Query};
-use sea_orm::{ConnectionTrait, DbBackend, Value};
+use sea_orm::{ConnectionTrait, Value};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -144,10 +144,8 @@ async fn apply(
         .from(accounts.name)
         .columns(["id", "balance"])
         .and_where(Expr::col("user_id").eq(user))
-        .cond_where(ctx.scope.write_condition(accounts)?);
-    if ctx.db.get_database_backend() == DbBackend::Postgres {
-        select.lock(LockType::Update);
-    }
+        .cond_where(ctx.scope.write_condition(accounts)?)
+        .lock(LockType::Update);
     let Some(row) = ctx.db.query_one(&select).await? else {
         return Err(ApiError::NotFound("credit account".to_owned()));
     };

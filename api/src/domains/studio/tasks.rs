@@ -13,7 +13,7 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{
     Condition, Expr, ExprTrait, LockBehavior, LockType, Order, Query, SelectStatement,
 };
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Value};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -191,9 +191,7 @@ pub async fn claim(ctx: &WriteCtx<'_>, input: Claim) -> ApiResult<Option<Claimed
     if !input.types.is_empty() {
         next.and_where(Expr::col("task_name").is_in(input.types));
     }
-    if ctx.db.get_database_backend() == DbBackend::Postgres {
-        next.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-    }
+    next.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
     let Some(found) = ctx.db.query_one(&next).await? else {
         return Ok(None);
     };
