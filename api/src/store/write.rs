@@ -248,13 +248,22 @@ impl<C: ConnectionTrait> Writer<'_, C> {
         owner_index(table).filter(|_| *self.scope == Scope::Service)
     }
 
+    /// The parents a row of `table` refers to that are looked up before writing: every
+    /// foreign key but [`Writer::unchecked`]'s.
+    fn checked_references<'t>(
+        &self,
+        table: &'t Table,
+    ) -> impl Iterator<Item = &'t crate::tables::Relation> {
+        let unchecked = self.unchecked(table);
+        table.relations.iter().filter(move |r| {
+            r.kind == entity::registry::RelationKind::BelongsTo && Some(r.foreign_key) != unchecked
+        })
+    }
+
     /// Looks up every row `rows` refer to, one statement per foreign-key column.
     async fn parents(&self, table: &Table, rows: &[&Assignments]) -> Result<Parents> {
         let mut found = Parents::new();
-        for relation in table.relations.iter().filter(|r| {
-            r.kind == entity::registry::RelationKind::BelongsTo
-                && Some(r.foreign_key) != self.unchecked(table)
-        }) {
+        for relation in self.checked_references(table) {
             let mut ids: Vec<Uuid> = rows
                 .iter()
                 .flat_map(|values| values.iter())
@@ -289,10 +298,7 @@ impl<C: ConnectionTrait> Writer<'_, C> {
         problems: &mut Vec<Problem>,
     ) {
         let tenant = table.spec.map(|spec| spec.tenant);
-        for relation in table.relations.iter().filter(|r| {
-            r.kind == entity::registry::RelationKind::BelongsTo
-                && Some(r.foreign_key) != self.unchecked(table)
-        }) {
+        for relation in self.checked_references(table) {
             let Some(id) = values
                 .iter()
                 .find(|(column, _)| *column == relation.foreign_key)
