@@ -16,7 +16,8 @@ use crate::state::AppState;
 use crate::store::{Outbox, Scope};
 
 /// What every resolver of one request reads: the database, who is asking, and where its
-/// writes are recorded.
+/// writes are recorded. Its clones share the transaction, the outbox and the failure flag.
+#[derive(Clone)]
 pub struct RequestContext {
     /// The request's database (on PostgreSQL, its transaction under row-level security).
     pub db: RequestDb,
@@ -64,14 +65,8 @@ impl RequestContext {
 
 /// A request in progress.
 pub struct Opened {
-    db: RequestDb,
-    scope: Scope,
-    principal: Principal,
+    context: RequestContext,
     access: Access,
-    outbox: Arc<Outbox>,
-    failed: Arc<AtomicBool>,
-    pool: DatabaseConnection,
-    keys: Arc<Keys>,
     realtime: Broker,
 }
 
@@ -95,14 +90,8 @@ impl AppState {
     ) -> ApiResult<Opened> {
         let db = RequestDb::begin(&self.db, &principal.claims(), access).await?;
         Ok(Opened {
-            db,
-            scope: self.request_scope(scope),
-            principal,
+            context: self.context(db, scope, principal),
             access,
-            outbox: Arc::default(),
-            failed: Arc::default(),
-            pool: self.db.clone(),
-            keys: self.keys.clone(),
             realtime: self.realtime.clone(),
         })
     }
@@ -110,8 +99,12 @@ impl AppState {
     /// The context of a WebSocket connection's subscriptions: the pool (a subscription
     /// outlives any transaction), nothing to write.
     pub fn subscription_context(&self, scope: Scope, principal: Principal) -> RequestContext {
+        self.context(RequestDb::Pool(self.db.clone()), scope, principal)
+    }
+
+    fn context(&self, db: RequestDb, scope: Scope, principal: Principal) -> RequestContext {
         RequestContext {
-            db: RequestDb::Pool(self.db.clone()),
+            db,
             scope: self.request_scope(scope),
             principal,
             pool: self.db.clone(),
@@ -125,33 +118,26 @@ impl AppState {
 impl Opened {
     /// The request's database.
     pub fn db(&self) -> &RequestDb {
-        &self.db
+        &self.context.db
     }
 
     /// The request's scope.
     pub fn scope(&self) -> &Scope {
-        &self.scope
+        &self.context.scope
     }
 
     /// Whether a mutation of the request failed (the request will roll back).
     pub fn has_failed(&self) -> bool {
-        self.failed.load(Ordering::Relaxed)
+        self.context.has_failed()
     }
 
     /// Gives a GraphQL request what its resolvers read: the context, a fresh batch
     /// loader and the broker.
     pub fn attach(&self, request: async_graphql::Request) -> async_graphql::Request {
+        let context = &self.context;
         request
-            .data(RequestContext {
-                db: self.db.clone(),
-                scope: self.scope.clone(),
-                principal: self.principal.clone(),
-                pool: self.pool.clone(),
-                keys: self.keys.clone(),
-                outbox: self.outbox.clone(),
-                failed: self.failed.clone(),
-            })
-            .data(batch_loader(self.db.clone(), self.scope.clone()))
+            .data(context.clone())
+            .data(batch_loader(context.db.clone(), context.scope.clone()))
             .data(self.realtime.clone())
     }
 
@@ -160,9 +146,10 @@ impl Opened {
     pub async fn finish(self, ok: bool) -> ApiResult<Ended> {
         let writes = self.access == Access::Write;
         let commit = writes && ok && !self.has_failed();
-        self.db.finish(End::commit_if(commit)).await?;
+        let RequestContext { db, outbox, .. } = self.context;
+        db.finish(End::commit_if(commit)).await?;
         if commit {
-            self.realtime.publish(self.outbox.take());
+            self.realtime.publish(outbox.take());
         }
         Ok(if writes && !commit {
             Ended::RolledBack
