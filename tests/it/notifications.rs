@@ -1,7 +1,6 @@
 //! Notifications: workflows send them where preferences allow, users mark them read.
 
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::common::app::TestApp;
 use crate::common::{fixtures, on_both_backends};
@@ -27,37 +26,10 @@ async fn run_next_task(app: &TestApp) {
     );
 }
 
-async fn user_with_tasks(app: &TestApp, email: &str, tasks: usize) -> Uuid {
-    let user = fixtures::user(&app.t.db, email).await;
-    let clone = fixtures::row(
-        &app.t.db,
-        "ai_clones",
-        vec![
-            ("name", "c".into()),
-            ("model_type", "gpt".into()),
-            ("user_id", user.into()),
-        ],
-    )
-    .await;
-    for _ in 0..tasks {
-        fixtures::row(
-            &app.t.db,
-            "ai_tasks",
-            vec![
-                ("clone_id", clone.into()),
-                ("task_name", "t".into()),
-                ("user_id", user.into()),
-            ],
-        )
-        .await;
-    }
-    user
-}
-
 on_both_backends! {
     async fn a_finished_task_notifies_its_user_unless_the_preferences_say_no(t) {
         let app = TestApp::new(t).await;
-        let user = user_with_tasks(&app, "notified@example.com", 2).await;
+        let user = fixtures::queue(&app.t.db, "notified@example.com", 2).await.0;
         let token = TestApp::token("authenticated", &user.to_string());
 
         run_next_task(&app).await;
@@ -83,8 +55,8 @@ on_both_backends! {
 
     async fn users_mark_their_own_notifications_read(t) {
         let app = TestApp::new(t).await;
-        let user = user_with_tasks(&app, "reader@example.com", 3).await;
-        let other = user_with_tasks(&app, "other@example.com", 1).await;
+        let user = fixtures::queue(&app.t.db, "reader@example.com", 3).await.0;
+        let other = fixtures::queue(&app.t.db, "other@example.com", 1).await.0;
         for _ in 0..4 {
             run_next_task(&app).await;
         }

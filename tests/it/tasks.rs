@@ -4,8 +4,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use sea_orm::ConnectionTrait;
-use sea_orm::sea_query::{Alias, Query};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -15,36 +13,6 @@ use crate::common::{fixtures, on_both_backends};
 const CLAIM: &str = "mutation($i: AiTaskClaimInput!) { aiTaskClaim(input: $i) { aiTask { id status attempts } leaseId userErrors { field code } } }";
 const COMPLETE: &str = "mutation($i: AiTaskCompleteInput!) { aiTaskComplete(input: $i) { aiTask { status taskOutput completedAt } userErrors { field code } } }";
 const HEARTBEAT: &str = "mutation($i: AiTaskHeartbeatInput!) { aiTaskHeartbeat(input: $i) { aiTask { status } userErrors { field code } } }";
-
-/// A user, one clone of theirs, and `n` pending tasks of it, in one statement.
-async fn queue(app: &TestApp, email: &str, n: usize) -> (Uuid, Vec<Uuid>) {
-    let user = fixtures::user(&app.t.db, email).await;
-    let clone = fixtures::row(
-        &app.t.db,
-        "ai_clones",
-        vec![
-            ("name", "clone".into()),
-            ("model_type", "gpt".into()),
-            ("user_id", user.into()),
-        ],
-    )
-    .await;
-    let ids: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
-    let mut insert = Query::insert();
-    insert.into_table(Alias::new("ai_tasks")).columns([
-        Alias::new("id"),
-        Alias::new("clone_id"),
-        Alias::new("task_name"),
-        Alias::new("user_id"),
-    ]);
-    for id in &ids {
-        insert
-            .values([(*id).into(), clone.into(), "summarise".into(), user.into()])
-            .unwrap();
-    }
-    app.t.db.execute(&insert).await.unwrap();
-    (user, ids)
-}
 
 fn claimed(reply: &Reply) -> Option<(String, String)> {
     let payload = &reply.data()["aiTaskClaim"];
@@ -88,7 +56,7 @@ async fn statuses(app: &TestApp) -> Vec<(String, i64)> {
 on_both_backends! {
     async fn eight_workers_complete_a_thousand_tasks_exactly_once_though_one_dies(t) {
         let app = Arc::new(TestApp::new(t).await);
-        queue(&app, "busy@example.com", 1000).await;
+        fixtures::queue(&app.t.db, "busy@example.com", 1000).await;
         let service = TestApp::service();
         // The worker that dies: it claims five tasks under a short lease and never comes back.
         let mut orphans = Vec::new();
@@ -134,8 +102,8 @@ on_both_backends! {
 
     async fn a_worker_key_claims_only_its_users_tasks_and_a_user_token_claims_none(t) {
         let app = TestApp::new(t).await;
-        let (owner, _) = queue(&app, "owner@example.com", 2).await;
-        queue(&app, "other@example.com", 3).await;
+        let (owner, _) = fixtures::queue(&app.t.db, "owner@example.com", 2).await;
+        fixtures::queue(&app.t.db, "other@example.com", 3).await;
         let user_token = TestApp::token("authenticated", &owner.to_string());
         let key = app
             .graphql(
@@ -178,7 +146,7 @@ on_both_backends! {
 
     async fn the_sweeper_puts_expired_tasks_back_and_fails_them_when_attempts_run_out(t) {
         let app = TestApp::new(t).await;
-        let (_, tasks) = queue(&app, "sweep@example.com", 1).await;
+        let (_, tasks) = fixtures::queue(&app.t.db, "sweep@example.com", 1).await;
         app.t
             .execute("UPDATE ai_tasks SET max_attempts = 2 WHERE id = $1", vec![tasks[0].into()])
             .await

@@ -138,3 +138,33 @@ pub async fn event(
     )
     .await
 }
+
+/// A user, one clone of theirs, and `n` pending tasks of it, in one statement.
+pub async fn queue(db: &DatabaseConnection, email: &str, n: usize) -> (Uuid, Vec<Uuid>) {
+    let user = user(db, email).await;
+    let clone = row(
+        db,
+        "ai_clones",
+        vec![
+            ("name", "clone".into()),
+            ("model_type", "gpt".into()),
+            ("user_id", user.into()),
+        ],
+    )
+    .await;
+    let ids: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
+    let mut insert = Query::insert();
+    insert.into_table(Alias::new("ai_tasks")).columns([
+        Alias::new("id"),
+        Alias::new("clone_id"),
+        Alias::new("task_name"),
+        Alias::new("user_id"),
+    ]);
+    for id in &ids {
+        insert
+            .values([(*id).into(), clone.into(), "summarise".into(), user.into()])
+            .unwrap();
+    }
+    db.execute(&insert).await.unwrap();
+    (user, ids)
+}
