@@ -182,3 +182,54 @@ on_both_backends! {
         assert_eq!(actions.iter().filter(|a| **a == "ai_task.lease_expired").count(), 2);
     }
 }
+
+/// With the API's own scoping switched off, PostgreSQL's row-level security alone keeps a
+/// WORKER key to its user's tasks.
+mod row_level_security_alone_keeps_a_worker_to_its_users_tasks {
+    use super::*;
+    use crate::common::TestDb;
+
+    #[tokio::test]
+    async fn postgres() {
+        let Some(t) = TestDb::postgres().await else {
+            return;
+        };
+        let app = TestApp::with_api_scoping(t, false).await;
+        let (owner, _) = fixtures::queue(&app.t.db, "owner@example.com", 2).await;
+        fixtures::queue(&app.t.db, "other@example.com", 3).await;
+        let user_token = TestApp::token("authenticated", &owner.to_string());
+        let key = app
+            .graphql(
+                Some(&user_token),
+                "mutation { apiKeyCreate(input: {name: \"runner\", scopes: [WORKER]}) { secret } }",
+                json!({}),
+            )
+            .await;
+        let secret = key.data()["apiKeyCreate"]["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let claim = || {
+            let body = json!({ "query": CLAIM, "variables": { "i": {} } }).to_string();
+            let request = axum::http::Request::post("/graphql")
+                .header("content-type", "application/json")
+                .header("x-api-key", secret.clone())
+                .body(axum::body::Body::from(body))
+                .unwrap();
+            app.send(request)
+        };
+
+        let claims = [claim().await, claim().await, claim().await];
+
+        assert!(claimed(&claims[0]).is_some() && claimed(&claims[1]).is_some());
+        assert!(
+            claimed(&claims[2]).is_none(),
+            "the other user's task was claimed: {}",
+            claims[2].body
+        );
+        assert_eq!(
+            statuses(&app).await,
+            vec![("in_progress".to_owned(), 2), ("pending".to_owned(), 3)]
+        );
+    }
+}
