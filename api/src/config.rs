@@ -31,6 +31,8 @@ pub struct Config {
     pub shopify_api_key: Option<String>,
     /// `SHOPIFY_API_SECRET`: the app's API secret, which signs Shopify session tokens.
     pub shopify_api_secret: Option<String>,
+    /// `PAYMENTS_WEBHOOK_SECRET`: the key the payment provider signs its callbacks with.
+    pub payments_webhook_secret: Option<String>,
 }
 
 impl Config {
@@ -57,6 +59,7 @@ impl Config {
             jwt_jwks: var("JWT_JWKS"),
             shopify_api_key: var("SHOPIFY_API_KEY"),
             shopify_api_secret: var("SHOPIFY_API_SECRET"),
+            payments_webhook_secret: var("PAYMENTS_WEBHOOK_SECRET"),
         })
     }
 
@@ -85,6 +88,11 @@ impl Config {
                     .unwrap_or_default()
                     .into_bytes(),
             },
+            payments_webhook: self
+                .payments_webhook_secret
+                .clone()
+                .unwrap_or_default()
+                .into_bytes(),
         })
     }
 }

@@ -69,11 +69,14 @@ pub enum InputCode {
     InsufficientCredits,
     /// The worker's lease on the task expired, or another worker holds it.
     LeaseLost,
+    /// The row's state does not allow the change (a payment completed twice over, a
+    /// finished job cancelled).
+    InvalidTransition,
 }
 
 impl InputCode {
     /// Every code, for the GraphQL enum.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Blank,
         Self::Invalid,
         Self::Taken,
@@ -84,6 +87,7 @@ impl InputCode {
         Self::NotRun,
         Self::InsufficientCredits,
         Self::LeaseLost,
+        Self::InvalidTransition,
     ];
 
     /// The code's name, as clients see it.
@@ -99,6 +103,7 @@ impl InputCode {
             Self::NotRun => "NOT_RUN",
             Self::InsufficientCredits => "INSUFFICIENT_CREDITS",
             Self::LeaseLost => "LEASE_LOST",
+            Self::InvalidTransition => "INVALID_TRANSITION",
         }
     }
 
@@ -117,6 +122,7 @@ impl InputCode {
             }
             Self::InsufficientCredits => "The credit balance is short of the amount.",
             Self::LeaseLost => "The lease expired, or another worker holds the task.",
+            Self::InvalidTransition => "The row's state does not allow this change.",
         }
     }
 }
@@ -130,6 +136,25 @@ impl ApiError {
         Self::BadUserInput {
             field: field.into(),
             message: message.into(),
+        }
+    }
+
+    /// A workflow's refusal of input `field`, with its own `code`.
+    pub fn refused(field: impl Into<String>, code: InputCode, message: impl Into<String>) -> Self {
+        Self::Refused {
+            field: field.into(),
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// This error, blamed on input `field` when it is about an input (a domain function
+    /// called by another knows better which of its caller's fields was at fault).
+    pub fn at(self, field: &str) -> Self {
+        match self {
+            Self::BadUserInput { message, .. } => Self::bad_input(field, message),
+            Self::Refused { code, message, .. } => Self::refused(field, code, message),
+            other => other,
         }
     }
 

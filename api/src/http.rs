@@ -1,4 +1,5 @@
-//! The HTTP surface: `/graphql` (POST, GET), GraphiQL at `/`, and `/health`.
+//! The HTTP surface: `/graphql` (POST, GET), GraphiQL at `/`, `/health`, and the
+//! signed callbacks under `/webhooks/` (`crate::webhooks`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,6 +32,10 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(graphiql))
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/health", get(health))
+        .route(
+            "/webhooks/payments",
+            axum::routing::post(crate::webhooks::payments::receive),
+        )
         .with_state(state)
 }
 

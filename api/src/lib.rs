@@ -17,6 +17,7 @@ pub mod request;
 pub mod state;
 pub mod store;
 pub mod tables;
+pub mod webhooks;
 
 use anyhow::Context as _;
 use migration::{Migrator, MigratorTrait};

@@ -9,6 +9,7 @@ use sea_orm::{ConnectionTrait as _, DatabaseConnection};
 
 use crate::auth::{Keys, Principal};
 use crate::db::{Access, End, RequestDb};
+use crate::domains::WriteCtx;
 use crate::error::ApiResult;
 use crate::graphql::batch_loader;
 use crate::realtime::Broker;
@@ -54,6 +55,17 @@ impl RequestContext {
                 self.db.clone()
             }
             _ => RequestDb::Pool(self.pool.clone()),
+        }
+    }
+
+    /// What a workflow works with: this request's principal, scope, transaction and
+    /// outbox.
+    pub fn work(&self) -> WriteCtx<'_> {
+        WriteCtx {
+            principal: &self.principal,
+            scope: &self.scope,
+            db: &self.db,
+            outbox: &self.outbox,
         }
     }
 
@@ -124,6 +136,12 @@ impl Opened {
     /// The request's scope.
     pub fn scope(&self) -> &Scope {
         &self.context.scope
+    }
+
+    /// What a workflow works with, for a request that runs one outside GraphQL (a
+    /// webhook).
+    pub fn work(&self) -> WriteCtx<'_> {
+        self.context.work()
     }
 
     /// Whether a mutation of the request failed (the request will roll back).

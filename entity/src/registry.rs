@@ -151,4 +151,6 @@ entities! {
         ai_responses, catalog_products, product_categories, orders, order_products, ai_usage_metrics,
         webhook_endpoints, webhook_deliveries, external_integrations, data_access_audits, pii_detections,
     },
+    // Added after the first schema, in the catalog's order.
+    crawling::{crawl_chunks},
 }

@@ -222,13 +222,29 @@ pub const TABLES: &[TableSpec] = &[
     user("payments", "billing", true),
     // crawling
     user("projects", "crawling", true).writes(Writes::CRUD),
+    // Made by `crawlJobCreate`, which reserves credits; run by workers. Only the name is
+    // the user's to change.
     user("crawl_jobs", "crawling", true)
         .feed_key("project_id")
-        .writes(
-            Writes::CRUD
-                .fixed(&["project_id"])
-                .server_set(&["credits_reserved", "credits_used"]),
-        ),
+        .writes(Writes::UPDATE.server_set(&[
+            "keywords",
+            "max_images",
+            "config",
+            "status",
+            "progress",
+            "total_images",
+            "downloaded_images",
+            "valid_images",
+            "total_chunks",
+            "active_chunks",
+            "completed_chunks",
+            "failed_chunks",
+            "credits_reserved",
+            "credits_used",
+            "error_message",
+            "started_at",
+            "completed_at",
+        ])),
     user("images", "crawling", true).writes(Writes::CRUD.fixed(&["crawl_job_id"])),
     // studio
     user("ai_clones", "studio", true).writes(Writes::CRUD),
@@ -312,6 +328,10 @@ pub const TABLES: &[TableSpec] = &[
         .writes(Writes::CRUD.upsert_on(&["distributor_id", "provider"])),
     distributor("data_access_audits", false),
     distributor("pii_detections", false),
+    // Added after the first schema.
+    user("crawl_chunks", "crawling", true)
+        .feed_key("crawl_job_id")
+        .secrets(&["lease_id"]),
 ];
 
 /// How many tables the first schema (migrations 000001 to 000012) made.
@@ -374,6 +394,8 @@ pub const CRITICAL_INDEXES: &[&str] = &[
     "idx_images_user_id",
     "idx_images_content_hash",
     "idx_images_created_at",
+    "crawl_chunks_crawl_job_id_position_key",
+    "idx_crawl_chunks_queue",
     "ai_clones_id_user_id_key",
     "idx_clones_user_id",
     "idx_clones_status",

@@ -3,7 +3,7 @@
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{pk_uuid, timestamp_with_time_zone};
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 /// SQLite's `now()`: RFC 3339 in UTC with a `+00:00` offset, the text form the service
 /// writes too, so that timestamps compare and sort as text whichever side wrote them.
@@ -151,5 +151,83 @@ pub async fn drop_tables(
             .drop_table(Table::drop().table(*table).if_exists().to_owned())
             .await?;
     }
+    Ok(())
+}
+
+/// Replaces the CHECK constraint `name` of `table` with `CHECK (expr)`, which must accept
+/// every row the old one did (a loosening: a new status, a new kind).
+///
+/// PostgreSQL drops and re-adds it (validating the rows). SQLite cannot alter a constraint;
+/// its documented way for a change that leaves the stored rows as they are is to edit the
+/// table's definition in `sqlite_schema` and bump the schema version, so the migration must
+/// run in a transaction (one connection). The rows are checked against `expr` first.
+pub async fn replace_check(
+    manager: &SchemaManager<'_>,
+    table: &str,
+    name: &str,
+    expr: &str,
+) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    if Ddl::of(manager).is_postgres() {
+        return sql(
+            manager,
+            &format!(
+                "ALTER TABLE {table} DROP CONSTRAINT {name}, ADD CONSTRAINT {name} CHECK ({expr})"
+            ),
+        )
+        .await;
+    }
+    let backend = db.get_database_backend();
+    let scalar = |query: String| async move {
+        db.query_one_raw(Statement::from_string(backend, query))
+            .await?
+            .ok_or_else(|| DbErr::Migration("no answer from SQLite".to_owned()))
+    };
+    let refused: i64 = scalar(format!("SELECT count(*) FROM {table} WHERE NOT ({expr})"))
+        .await?
+        .try_get_by_index(0)?;
+    if refused > 0 {
+        return Err(DbErr::Migration(format!(
+            "{refused} rows of {table} would break the new {name}"
+        )));
+    }
+    let definition: String = scalar(format!(
+        "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = '{table}'"
+    ))
+    .await?
+    .try_get_by_index(0)?;
+    let marker = format!("CONSTRAINT \"{name}\" CHECK (");
+    let start = definition
+        .find(&marker)
+        .ok_or_else(|| DbErr::Migration(format!("{table} has no constraint {name}")))?
+        + marker.len();
+    // The expression ends at the parenthesis that closes the one the marker opened.
+    let mut depth = 1;
+    let end = definition[start..]
+        .char_indices()
+        .find_map(|(i, c)| {
+            depth += match c {
+                '(' => 1,
+                ')' => -1,
+                _ => 0,
+            };
+            (depth == 0).then_some(start + i)
+        })
+        .ok_or_else(|| DbErr::Migration(format!("{name} is not closed in {table}")))?;
+    let replaced = format!("{}{expr}{}", &definition[..start], &definition[end..]);
+    let version: i64 = scalar("PRAGMA schema_version".to_owned())
+        .await?
+        .try_get_by_index(0)?;
+    db.execute_unprepared("PRAGMA writable_schema = ON").await?;
+    db.execute_raw(Statement::from_sql_and_values(
+        backend,
+        "UPDATE sqlite_schema SET sql = ? WHERE type = 'table' AND name = ?",
+        [replaced.into(), table.into()],
+    ))
+    .await?;
+    db.execute_unprepared(&format!("PRAGMA schema_version = {}", version + 1))
+        .await?;
+    db.execute_unprepared("PRAGMA writable_schema = OFF")
+        .await?;
     Ok(())
 }

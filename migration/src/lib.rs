@@ -26,6 +26,8 @@ mod m20261122_000012_create_change_feed;
 mod m20261207_000013_create_idempotency_keys;
 mod m20261207_000014_create_credit_ledger_rule;
 mod m20261207_000015_add_ai_task_leases;
+mod m20261207_000016_add_payment_and_reservation_states;
+mod m20261207_000017_create_crawl_chunks;
 pub mod secure;
 
 pub use ddl::{SQLITE_NEW_UUID, SQLITE_NOW};
@@ -58,6 +60,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000013_create_idempotency_keys::Migration),
             Box::new(m20261207_000014_create_credit_ledger_rule::Migration),
             Box::new(m20261207_000015_add_ai_task_leases::Migration),
+            Box::new(m20261207_000016_add_payment_and_reservation_states::Migration),
+            Box::new(m20261207_000017_create_crawl_chunks::Migration),
         ]
     }
 }

@@ -891,7 +891,7 @@ on_both_backends! {
 const PROJECT_CREATE: &str = "mutation($input: ProjectCreateInput!) { m: projectCreate(input: $input) { userErrors { field code message } project { id } } }";
 const PROJECT_UPDATE: &str = "mutation($id: ID!, $input: ProjectUpdateInput!) { m: projectUpdate(id: $id, input: $input) { userErrors { field code message } project { id } } }";
 const PRODUCT_CREATE: &str = "mutation($input: ProductCreateInput!) { m: productCreate(input: $input) { userErrors { field code message } product { id } } }";
-const CRAWL_JOB_CREATE: &str = "mutation($input: CrawlJobCreateInput!) { m: crawlJobCreate(input: $input) { userErrors { field code message } crawlJob { id } } }";
+const IMAGE_CREATE: &str = "mutation($input: ImageCreateInput!) { m: imageCreate(input: $input) { userErrors { field code message } image { id } } }";
 
 /// Every row of these tables, as `service_role` reads them, to show nothing changed.
 async fn everything(app: &TestApp, names: &[&str]) -> Value {
@@ -948,11 +948,11 @@ on_both_backends! {
             ("INVALID: a status outside projects_status_check, on update", &as_user, PROJECT_UPDATE,
                 json!({ "id": project_gid, "input": { "status": "deleted" } }),
                 vec![field_error(&["input", "status"], "INVALID")]),
-            ("NOT_FOUND: a parent that does not exist", &as_user, CRAWL_JOB_CREATE,
-                json!({ "input": { "projectId": Uuid::new_v4(), "name": "orphan" } }),
-                vec![field_error(&["input", "projectId"], "NOT_FOUND")]),
+            ("NOT_FOUND: a parent that does not exist", &as_user, IMAGE_CREATE,
+                json!({ "input": { "crawlJobId": Uuid::new_v4(), "url": "https://img.test/orphan.png", "source": "google" } }),
+                vec![field_error(&["input", "crawlJobId"], "NOT_FOUND")]),
         ];
-        let before = everything(&app, &["projects", "crawl_jobs", "products"]).await;
+        let before = everything(&app, &["projects", "images", "products"]).await;
 
         let mut failures = Failures::default();
         for (what, token, query, variables, expected) in &cases {
@@ -967,7 +967,7 @@ on_both_backends! {
                 format!("{what}: not ROLLED_BACK: {}", reply.body)
             });
         }
-        let after = everything(&app, &["projects", "crawl_jobs", "products"]).await;
+        let after = everything(&app, &["projects", "images", "products"]).await;
         // Exactly `varchar(100)` fits: the limit is the column's, in characters.
         let fits = app.graphql(Some(&as_user), PROJECT_CREATE, json!({ "input": { "name": "é".repeat(100) } })).await;
 

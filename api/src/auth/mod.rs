@@ -29,6 +29,8 @@ pub struct Keys {
     pub user: jwt::UserKeys,
     /// Shopify session tokens: `SHOPIFY_API_KEY` / `SHOPIFY_API_SECRET`.
     pub shopify: shopify::ShopifyKeys,
+    /// The payment provider's callbacks: `PAYMENTS_WEBHOOK_SECRET` (empty: refused).
+    pub payments_webhook: Vec<u8>,
 }
 
 /// Credentials as presented, not yet checked.

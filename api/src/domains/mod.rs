@@ -5,15 +5,20 @@
 //! one declaration (`graphql/mutations/workflows.rs`).
 //!
 //! - [`accounts`]: the activity log every workflow writes.
-//! - [`billing`]: the credits ledger (seeds 001, 002).
+//! - [`billing`]: the credits ledger and payments (seeds 001, 002).
+//! - [`crawling`]: crawl jobs, split into chunks that workers run (seed 001).
 //! - [`studio`]: the AI task queue (seed 002).
 
 pub mod accounts;
 pub mod billing;
+pub mod crawling;
 pub mod studio;
+
+use chrono::{DateTime, Duration, Utc};
 
 use crate::auth::Principal;
 use crate::db::RequestDb;
+use crate::error::{ApiError, ApiResult};
 use crate::store::write::Rule;
 use crate::store::{Outbox, Scope};
 
@@ -30,10 +35,59 @@ pub struct WriteCtx<'a> {
     pub outbox: &'a Outbox,
 }
 
+/// Refuses anyone but a worker: `service_role`, or an API key with the `WORKER` scope
+/// (whose scope keeps it to its own user's rows).
+pub fn may_work(ctx: &WriteCtx<'_>) -> ApiResult<()> {
+    if ctx.principal.may_work() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "worker operations need service_role or a WORKER API key".to_owned(),
+        ))
+    }
+}
+
+/// The longest lease a worker may take at once.
+pub const MAX_LEASE_SECONDS: i64 = 3600;
+
+/// How long a lease lasts: 1 second to [`MAX_LEASE_SECONDS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lease(Duration);
+
+impl Lease {
+    /// Checks `seconds`, given as input `field`.
+    pub fn parse(field: &str, seconds: i64) -> ApiResult<Self> {
+        if !(1..=MAX_LEASE_SECONDS).contains(&seconds) {
+            return Err(ApiError::bad_input(
+                field,
+                format!("must be 1 to {MAX_LEASE_SECONDS} seconds"),
+            ));
+        }
+        Ok(Self(Duration::seconds(seconds)))
+    }
+
+    /// When a lease taken now runs out.
+    pub fn until(self) -> DateTime<Utc> {
+        Utc::now() + self.0
+    }
+}
+
 /// A domain's rules for the values clients give a table's generated writes, if it has any.
 pub fn rule(table: &str) -> Option<Rule> {
     match table {
         "profiles" => Some(accounts::profiles::rule),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leases_are_bounded() {
+        assert!(Lease::parse("l", 0).is_err());
+        assert!(Lease::parse("l", MAX_LEASE_SECONDS + 1).is_err());
+        assert!(Lease::parse("l", 30).is_ok());
     }
 }

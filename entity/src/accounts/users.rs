@@ -50,6 +50,8 @@ pub struct Model {
     #[sea_orm(has_many)]
     pub images: HasMany<crate::crawling::images::Entity>,
     #[sea_orm(has_many)]
+    pub crawl_chunks: HasMany<crate::crawling::crawl_chunks::Entity>,
+    #[sea_orm(has_many)]
     pub ai_clones: HasMany<crate::studio::ai_clones::Entity>,
     #[sea_orm(has_many)]
     pub ai_tasks: HasMany<crate::studio::ai_tasks::Entity>,

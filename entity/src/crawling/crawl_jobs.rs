@@ -57,6 +57,8 @@ pub struct Model {
     pub user: BelongsTo<crate::accounts::users::Entity>,
     #[sea_orm(has_many)]
     pub images: HasMany<super::images::Entity>,
+    #[sea_orm(has_many)]
+    pub crawl_chunks: HasMany<super::crawl_chunks::Entity>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

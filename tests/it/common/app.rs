@@ -14,6 +14,8 @@ pub const SECRET: &[u8] = b"test-secret-for-stratix";
 pub const SHOPIFY_KEY: &str = "test-shopify-api-key";
 /// The Shopify app's API secret in tests.
 pub const SHOPIFY_SECRET: &[u8] = b"test-shopify-api-secret";
+/// The payment provider's webhook secret.
+pub const PAYMENTS_SECRET: &[u8] = b"test-payments-webhook-secret";
 
 /// The app under test: the real router, the real schema, a fresh database.
 pub struct TestApp {
@@ -84,6 +86,7 @@ impl TestApp {
                 api_key: SHOPIFY_KEY.to_owned(),
                 api_secret: SHOPIFY_SECRET.to_vec(),
             },
+            payments_webhook: PAYMENTS_SECRET.to_vec(),
         };
         let mut state = api::build_state(t.db.clone(), keys).unwrap();
         state.api_scoping = api_scoping;

@@ -15,9 +15,10 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::TestDb;
-use super::app::{SECRET, SHOPIFY_KEY, SHOPIFY_SECRET};
+use super::app::{PAYMENTS_SECRET, SECRET, SHOPIFY_KEY, SHOPIFY_SECRET};
 
-/// The keys that check test tokens: `SECRET` (no JWKS) and the Shopify test app's.
+/// The keys that check test tokens: `SECRET` (no JWKS), the Shopify test app's, and the
+/// payment provider's webhook secret.
 pub fn keys() -> api::auth::Keys {
     api::auth::Keys {
         user: api::auth::jwt::UserKeys {
@@ -28,6 +29,7 @@ pub fn keys() -> api::auth::Keys {
             api_key: SHOPIFY_KEY.to_owned(),
             api_secret: SHOPIFY_SECRET.to_vec(),
         },
+        payments_webhook: PAYMENTS_SECRET.to_vec(),
     }
 }
 

@@ -343,6 +343,19 @@ async fn user_tables(db: &DatabaseConnection, world: &mut World, side: Side) -> 
     )
     .await;
     world.add("images", s, id);
+    let id = row(
+        db,
+        "crawl_chunks",
+        vec![
+            ("crawl_job_id", job.into()),
+            ("position", 0.into()),
+            ("first_image", 0.into()),
+            ("max_images", 100.into()),
+            owner(),
+        ],
+    )
+    .await;
+    world.add("crawl_chunks", s, id);
     let clone = row(
         db,
         "ai_clones",

@@ -18,6 +18,8 @@ pub enum Metric {
     TasksRun,
     /// Credits spent.
     CreditsSpent,
+    /// New (not duplicate) images crawl jobs recorded.
+    ImagesCrawled,
 }
 
 impl Metric {
@@ -26,6 +28,7 @@ impl Metric {
         match self {
             Self::TasksRun => "tasks_run",
             Self::CreditsSpent => "credits_spent",
+            Self::ImagesCrawled => "images_crawled",
         }
     }
 }

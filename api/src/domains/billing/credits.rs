@@ -96,6 +96,66 @@ pub struct Moved {
     pub balance: i32,
 }
 
+/// What a ledger row records: the direction of the move, its `kind` as stored, and the
+/// lifetime counter it changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// Credits the service gives (`adjustment`).
+    Grant,
+    /// Credits a completed payment bought (`purchase`; once per order).
+    Purchase,
+    /// Credits the user spends (`usage`).
+    Spend,
+    /// Credits held for a crawl job when it is made (`reservation`).
+    Reserve,
+    /// Held credits a job did not use, given back (`release`).
+    Release,
+    /// Credits a refunded payment takes back (`refund`).
+    Refund,
+}
+
+impl Entry {
+    /// The ledger's `kind`.
+    fn kind(self) -> &'static str {
+        match self {
+            Self::Grant => "adjustment",
+            Self::Purchase => "purchase",
+            Self::Spend => "usage",
+            Self::Reserve => "reservation",
+            Self::Release => "release",
+            Self::Refund => "refund",
+        }
+    }
+
+    /// Whether the move adds credits to the balance.
+    fn adds(self) -> bool {
+        matches!(self, Self::Grant | Self::Purchase | Self::Release)
+    }
+
+    /// The lifetime counter the move changes, and whether it grows: a release undoes part
+    /// of a reservation, a refund part of a purchase.
+    fn lifetime(self) -> (&'static str, bool) {
+        match self {
+            Self::Grant | Self::Purchase => ("lifetime_earned", true),
+            Self::Spend | Self::Reserve => ("lifetime_spent", true),
+            Self::Release => ("lifetime_spent", false),
+            Self::Refund => ("lifetime_earned", false),
+        }
+    }
+
+    /// The activity log's action.
+    fn action(self) -> &'static str {
+        match self {
+            Self::Grant => "credits.granted",
+            Self::Purchase => "credits.purchased",
+            Self::Spend => "credits.spent",
+            Self::Reserve => "credits.reserved",
+            Self::Release => "credits.released",
+            Self::Refund => "credits.refunded",
+        }
+    }
+}
+
 /// Spends credits of the signed-in user; a short balance is `INSUFFICIENT_CREDITS` and
 /// changes nothing.
 pub async fn spend(ctx: &WriteCtx<'_>, input: Spend) -> ApiResult<Moved> {
@@ -104,8 +164,7 @@ pub async fn spend(ctx: &WriteCtx<'_>, input: Spend) -> ApiResult<Moved> {
             "only a signed-in user spends credits".to_owned(),
         ));
     };
-    let delta = -input.amount.get();
-    apply(ctx, *id, delta, "usage", input.reference).await
+    post(ctx, *id, Entry::Spend, input.amount, input.reference).await
 }
 
 /// Grants credits to a user: `service_role` only.
@@ -115,30 +174,29 @@ pub async fn grant(ctx: &WriteCtx<'_>, input: Grant) -> ApiResult<Moved> {
             "only service_role grants credits".to_owned(),
         ));
     }
-    apply(
-        ctx,
-        input.user,
-        input.amount.get(),
-        "adjustment",
-        input.reference,
-    )
-    .await
+    post(ctx, input.user, Entry::Grant, input.amount, input.reference).await
 }
 
-/// Moves `delta` credits of `user`'s account and writes the ledger row.
-async fn apply(
+/// Moves `amount` credits of `user`'s account as `entry` says and writes the ledger row.
+/// Who may is the caller's to decide: the other domains' workflows (payments, crawl jobs)
+/// move credits as part of their own changes. A move that would leave the balance below
+/// zero is `INSUFFICIENT_CREDITS`.
+pub async fn post(
     ctx: &WriteCtx<'_>,
     user: Uuid,
-    delta: i32,
-    kind: &str,
+    entry: Entry,
+    amount: Amount,
     reference: Option<Reference>,
 ) -> ApiResult<Moved> {
-    let accounts = tables().named("credit_accounts")?;
-    let lifetime = if delta > 0 {
-        "lifetime_earned"
+    let delta = if entry.adds() {
+        amount.get()
     } else {
-        "lifetime_spent"
+        -amount.get()
     };
+    let kind = entry.kind();
+    let accounts = tables().named("credit_accounts")?;
+    let (lifetime, grows) = entry.lifetime();
+    let lifetime_delta = if grows { amount.get() } else { -amount.get() };
     let mut select = Query::select();
     select
         .from(accounts.name)
@@ -195,7 +253,7 @@ async fn apply(
     update
         .table(accounts.name)
         .value("balance", balance)
-        .value(lifetime, Expr::col(lifetime).add(delta.abs()))
+        .value(lifetime, Expr::col(lifetime).add(lifetime_delta))
         .and_where(Expr::col("id").eq(account));
     ctx.db.execute(&update).await?;
     ctx.outbox
@@ -212,18 +270,14 @@ async fn apply(
             user,
             entity_type: "credit_account",
             entity: account,
-            action: if delta > 0 {
-                "credits.granted"
-            } else {
-                "credits.spent"
-            },
+            action: entry.action(),
             from: json!({ "balance": before }),
             to: json!({ "balance": balance }),
             details: Some(&details),
         },
     )
     .await?;
-    if delta < 0 {
+    if entry == Entry::Spend {
         usage::increment(ctx, user, Metric::CreditsSpent, i64::from(-delta)).await?;
     }
     if before >= LOW_BALANCE && balance < LOW_BALANCE {

@@ -9,7 +9,7 @@
 //! States: `pending` -> `in_progress` -> `completed` | `failed`, and `in_progress` ->
 //! `pending` for a retry or an expired lease ([`Status::may_become`]).
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{
     Condition, Expr, ExprTrait, LockBehavior, LockType, Order, Query, SelectStatement,
 };
@@ -19,17 +19,14 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::db::{Access, End, RequestDb};
-use crate::domains::WriteCtx;
 use crate::domains::accounts::activity::{self, Change};
 use crate::domains::accounts::notifications::{self, Notice, Severity, Topic};
 use crate::domains::accounts::usage::{self, Metric};
+use crate::domains::{Lease, WriteCtx, may_work};
 use crate::error::{ApiError, ApiResult, InputCode};
 use crate::realtime::Write;
 use crate::store::{Outbox, Scope};
 use crate::tables::{Table, tables};
-
-/// The longest lease a worker may take at once.
-pub const MAX_LEASE_SECONDS: i64 = 3600;
 
 /// A task's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,27 +73,6 @@ impl Status {
     }
 }
 
-/// How long a lease lasts: 1 second to [`MAX_LEASE_SECONDS`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Lease(Duration);
-
-impl Lease {
-    /// Checks `seconds`, given as input `field`.
-    pub fn parse(field: &str, seconds: i64) -> ApiResult<Self> {
-        if !(1..=MAX_LEASE_SECONDS).contains(&seconds) {
-            return Err(ApiError::bad_input(
-                field,
-                format!("must be 1 to {MAX_LEASE_SECONDS} seconds"),
-            ));
-        }
-        Ok(Self(Duration::seconds(seconds)))
-    }
-
-    fn until(self) -> DateTime<Utc> {
-        Utc::now() + self.0
-    }
-}
-
 /// A claim: which kinds of task (`task_name`s; any when empty), for how long.
 #[derive(Clone, Debug)]
 pub struct Claim {
@@ -140,16 +116,6 @@ pub enum Finish {
 
 fn ai_tasks() -> ApiResult<&'static Table> {
     tables().named("ai_tasks")
-}
-
-fn may_work(ctx: &WriteCtx<'_>) -> ApiResult<()> {
-    if ctx.principal.may_work() {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(
-            "worker operations need service_role or a WORKER API key".to_owned(),
-        ))
-    }
 }
 
 /// Which tasks may be claimed now: waiting ones, and held ones whose lease ran out with
@@ -421,12 +387,5 @@ mod tests {
                 (Status::InProgress, Status::Failed),
             ]
         );
-    }
-
-    #[test]
-    fn leases_are_bounded() {
-        assert!(Lease::parse("l", 0).is_err());
-        assert!(Lease::parse("l", MAX_LEASE_SECONDS + 1).is_err());
-        assert!(Lease::parse("l", 30).is_ok());
     }
 }

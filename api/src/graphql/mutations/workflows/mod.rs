@@ -13,11 +13,13 @@ use async_graphql::dynamic::{
 use futures_util::future::BoxFuture;
 use uuid::Uuid;
 
+mod accounts;
+mod billing;
+mod crawling;
+mod studio;
+
 use super::{Out, Payload, Right, payload_type, perform, read_row};
-use crate::domains::WriteCtx;
-use crate::domains::accounts::notifications::{self, Unread};
-use crate::domains::billing::credits::{self, Amount, Grant, Moved, Reference, Spend};
-use crate::domains::studio::tasks::{self, Claim, Claimed, Finish, Held, Lease};
+use crate::domains::{Lease, WriteCtx};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::ids;
 use crate::graphql::model::model;
@@ -25,186 +27,17 @@ use crate::graphql::resolve::{request, run};
 use crate::request::RequestContext;
 use crate::tables::tables;
 
-/// Every workflow the schema serves.
+/// Every workflow the schema serves, by domain.
 fn declarations() -> Vec<Declaration> {
-    vec![
-        declare(
-            "creditsSpend",
-            "Spends the signed-in user's credits: the balance and its ledger row change together; \
-             a short balance is `INSUFFICIENT_CREDITS` and changes nothing.",
-            Right::Write,
-            vec![
-                int("amount", "Credits to spend, 1 to 1,000,000."),
-                text(
-                    "reference",
-                    "What they pay for (a job, an order), at most 255 characters.",
-                ),
-            ],
-            |input| {
-                Ok(Spend {
-                    amount: Amount::parse("input.amount", input.int("amount")?)?,
-                    reference: input.reference()?,
-                })
-            },
-            |ctx, spend| Box::pin(credits::spend(ctx, spend)),
-            moved_rows(),
-        ),
-        declare(
-            "creditsGrant",
-            "Grants credits to a user (`service_role`).",
-            Right::Write,
-            vec![
-                InputValue::new("userId", TypeRef::named_nn("UUID")).description("The user."),
-                int("amount", "Credits to grant, 1 to 1,000,000."),
-                text("reference", "What for, at most 255 characters."),
-            ],
-            |input| {
-                Ok(Grant {
-                    user: input.uuid("userId")?,
-                    amount: Amount::parse("input.amount", input.int("amount")?)?,
-                    reference: input.reference()?,
-                })
-            },
-            |ctx, grant| Box::pin(credits::grant(ctx, grant)),
-            moved_rows(),
-        ),
-        declare(
-            "notificationsMarkRead",
-            "Marks some of the signed-in user's notifications read.",
-            Right::Write,
-            vec![
-                InputValue::new("ids", TypeRef::named_nn_list_nn(TypeRef::ID))
-                    .description("The notifications' global ids, at most 250."),
-            ],
-            |input| Ok(Unread::Ids(input.ids("ids", "Notification")?)),
-            |ctx, which| Box::pin(notifications::mark_read(ctx, which)),
-            marked(),
-        ),
-        declare(
-            "notificationsMarkAllRead",
-            "Marks every unread notification of the signed-in user read.",
-            Right::Write,
-            Vec::new(),
-            |_| Ok(Unread::All),
-            |ctx, which| Box::pin(notifications::mark_read(ctx, which)),
-            marked(),
-        ),
-        declare(
-            "aiTaskClaim",
-            "Claims the highest-priority, oldest task the worker may run and holds it for \
-             `leaseSeconds`; `aiTask` is null when there is none. Two workers never hold one task.",
-            Right::Work,
-            vec![
-                InputValue::new("types", TypeRef::named_nn_list(TypeRef::STRING))
-                    .description("The task names the worker runs; any when left out."),
-                lease_seconds(),
-            ],
-            |input| {
-                Ok(Claim {
-                    types: input.strings("types")?,
-                    lease: input.lease()?,
-                })
-            },
-            |ctx, claim| Box::pin(tasks::claim(ctx, claim)),
-            vec![
-                Returned::Row("aiTask", "ai_tasks", |c: &Option<Claimed>| {
-                    c.map(|c| c.task)
-                }),
-                Returned::Value(
-                    "leaseId",
-                    TypeRef::STRING,
-                    "What the worker shows to extend or finish the task (shown only here).",
-                    |c| c.map(|c| GqlValue::from(c.lease.to_string())),
-                ),
-            ],
-        ),
-        declare(
-            "aiTaskHeartbeat",
-            "Extends the worker's lease on a task; `LEASE_LOST` when it is no longer the worker's.",
-            Right::Work,
-            vec![task_id(), lease_id(), lease_seconds()],
-            |input| Ok((input.held()?, input.lease()?)),
-            |ctx, (held, lease)| Box::pin(tasks::heartbeat(ctx, held, lease)),
-            task_row(),
-        ),
-        declare(
-            "aiTaskComplete",
-            "Completes a task the worker holds, with its output.",
-            Right::Work,
-            vec![
-                task_id(),
-                lease_id(),
-                InputValue::new("output", TypeRef::named("JSON"))
-                    .description("What the task produced."),
-            ],
-            |input| {
-                let output = input
-                    .json("output")?
-                    .unwrap_or_else(|| serde_json::json!({}));
-                Ok((input.held()?, Finish::Complete(output)))
-            },
-            |ctx, (held, how)| Box::pin(tasks::finish(ctx, held, how)),
-            task_row(),
-        ),
-        declare(
-            "aiTaskFail",
-            "Fails a task the worker holds; with `retry`, it goes back to the queue while attempts remain.",
-            Right::Work,
-            vec![
-                task_id(),
-                lease_id(),
-                InputValue::new("error", TypeRef::named_nn(TypeRef::STRING))
-                    .description("What went wrong."),
-                InputValue::new("retry", TypeRef::named(TypeRef::BOOLEAN))
-                    .description("Try again (default false)."),
-            ],
-            |input| {
-                let error = input
-                    .string("error")?
-                    .ok_or_else(|| ApiError::bad_input("input.error", "is required"))?;
-                let retry = input.boolean("retry")?.unwrap_or(false);
-                Ok((input.held()?, Finish::Fail { error, retry }))
-            },
-            |ctx, (held, how)| Box::pin(tasks::finish(ctx, held, how)),
-            task_row(),
-        ),
+    [
+        accounts::declarations(),
+        billing::declarations(),
+        crawling::declarations(),
+        studio::declarations(),
     ]
-}
-
-fn moved_rows() -> Vec<Returned<Moved>> {
-    vec![
-        Returned::Row("creditAccount", "credit_accounts", |m| Some(m.account)),
-        Returned::Row("creditTransaction", "credit_transactions", |m| {
-            Some(m.transaction)
-        }),
-    ]
-}
-
-fn marked() -> Vec<Returned<u64>> {
-    vec![Returned::Value(
-        "count",
-        TypeRef::INT,
-        "How many notifications were unread and are now read.",
-        |n| Some(GqlValue::from(*n)),
-    )]
-}
-
-fn task_row() -> Vec<Returned<Uuid>> {
-    vec![Returned::Row("aiTask", "ai_tasks", |task| Some(*task))]
-}
-
-fn task_id() -> InputValue {
-    InputValue::new("taskId", TypeRef::named_nn(TypeRef::ID)).description("The task's global id.")
-}
-
-fn lease_id() -> InputValue {
-    InputValue::new("leaseId", TypeRef::named_nn(TypeRef::STRING))
-        .description("The lease `aiTaskClaim` gave.")
-}
-
-fn lease_seconds() -> InputValue {
-    InputValue::new("leaseSeconds", TypeRef::named(TypeRef::INT))
-        .description("How long the worker holds the task: 1 to 3600 seconds, 60 by default.")
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// A payload field: a row of a table (by a typed accessor of the workflow's output), or
@@ -348,6 +181,30 @@ impl Input<'_> {
             .collect()
     }
 
+    /// Field `name`: the global id of a `type_name` row.
+    fn id(&self, name: &str, type_name: &str) -> ApiResult<Uuid> {
+        let gid = self
+            .string(name)?
+            .ok_or_else(|| ApiError::bad_input(Self::path(name), "is required"))?;
+        ids::decode_as(&Self::path(name), &gid, type_name)
+    }
+
+    /// `leaseId`: the lease a claim gave.
+    fn lease_id(&self) -> ApiResult<Uuid> {
+        self.string("leaseId")?
+            .and_then(|l| Uuid::parse_str(&l).ok())
+            .ok_or_else(|| ApiError::bad_input("input.leaseId", "is not a lease id"))
+    }
+
+    /// `leaseSeconds`, 60 by default.
+    fn lease(&self) -> ApiResult<Lease> {
+        let seconds = match self.get("leaseSeconds") {
+            None => 60,
+            Some(_) => self.int("leaseSeconds")?,
+        };
+        Lease::parse("input.leaseSeconds", seconds)
+    }
+
     fn string(&self, name: &str) -> ApiResult<Option<String>> {
         match self.get(name) {
             None => Ok(None),
@@ -391,6 +248,18 @@ impl Input<'_> {
             .collect()
     }
 
+    /// Field `name`, a `Decimal`, as its text (given as a string or a number).
+    fn decimal_text(&self, name: &str) -> ApiResult<String> {
+        match self.get(name).map(|v| v.as_value().clone().into_json()) {
+            Some(Ok(serde_json::Value::String(text))) => Ok(text),
+            Some(Ok(serde_json::Value::Number(number))) => Ok(number.to_string()),
+            _ => Err(ApiError::bad_input(
+                Self::path(name),
+                "must be a decimal number, like \"12.50\"",
+            )),
+        }
+    }
+
     fn json(&self, name: &str) -> ApiResult<Option<serde_json::Value>> {
         self.get(name)
             .map(|v| {
@@ -399,34 +268,6 @@ impl Input<'_> {
                     .into_json()
                     .map_err(|_| ApiError::bad_input(Self::path(name), "must be JSON"))
             })
-            .transpose()
-    }
-
-    /// `leaseSeconds`, 60 by default.
-    fn lease(&self) -> ApiResult<Lease> {
-        let seconds = match self.get("leaseSeconds") {
-            None => 60,
-            Some(_) => self.int("leaseSeconds")?,
-        };
-        Lease::parse("input.leaseSeconds", seconds)
-    }
-
-    /// `taskId` (a global id of an `AiTask`) and `leaseId`.
-    fn held(&self) -> ApiResult<Held> {
-        let gid = self
-            .string("taskId")?
-            .ok_or_else(|| ApiError::bad_input("input.taskId", "is required"))?;
-        let task = ids::decode_as("input.taskId", &gid, "AiTask")?;
-        let lease = self
-            .string("leaseId")?
-            .and_then(|l| Uuid::parse_str(&l).ok())
-            .ok_or_else(|| ApiError::bad_input("input.leaseId", "is not a lease id"))?;
-        Ok(Held { task, lease })
-    }
-
-    fn reference(&self) -> ApiResult<Option<Reference>> {
-        self.string("reference")?
-            .map(|r| Reference::parse("input.reference", &r))
             .transpose()
     }
 }
@@ -496,13 +337,7 @@ async fn respond(
                 .map_err(|_| ApiError::bad_input("input", "must be an input object"))?,
         ),
     };
-    let write = WriteCtx {
-        principal: &req.principal,
-        scope: &req.scope,
-        db: &req.db,
-        outbox: &req.outbox,
-    };
-    let answers = (declaration.body)(&write, Input(input)).await?;
+    let answers = (declaration.body)(&req.work(), Input(input)).await?;
     let mut payload = Payload::default();
     for (field, answer) in answers {
         match answer {
