@@ -10,27 +10,6 @@ use crate::common::{fixtures, on_both_backends};
 const SPEND: &str = "mutation($i: CreditsSpendInput!) { creditsSpend(input: $i) { creditAccount { balance } creditTransaction { amount balanceAfter kind reference } userErrors { field code message } } }";
 const GRANT: &str = "mutation($i: CreditsGrantInput!) { creditsGrant(input: $i) { creditAccount { balance } userErrors { field code } } }";
 
-/// The balance and the sum of the ledger of `user`'s account, as `service_role` reads them.
-async fn balance_and_ledger(app: &TestApp, user: Uuid) -> (i64, i64) {
-    let reply = app
-        .query(
-            "query($u: UUID!) { creditAccounts(filter: {userId: {eq: $u}}) { nodes { balance } }
-               creditTransactions(filter: {userId: {eq: $u}}) { aggregate { sum { amount } } } }",
-            json!({ "u": user }),
-        )
-        .await;
-    let data = reply.data();
-    let balance = data["creditAccounts"]["nodes"][0]["balance"]
-        .as_i64()
-        .unwrap();
-    let sum = &data["creditTransactions"]["aggregate"]["sum"]["amount"];
-    let sum = sum
-        .as_i64()
-        .or_else(|| sum.as_str().and_then(|s| s.parse().ok()))
-        .unwrap();
-    (balance, sum)
-}
-
 fn errors(reply: &Reply, field: &str) -> serde_json::Value {
     reply.data()[field]["userErrors"].clone()
 }
@@ -60,7 +39,7 @@ on_both_backends! {
             .filter(|r| errors(r, "creditsSpend")[0]["code"] == "INSUFFICIENT_CREDITS")
             .count();
         assert_eq!((succeeded, short), (33, 17));
-        assert_eq!(balance_and_ledger(&app, user).await, (1, 1));
+        assert_eq!(app.balance_and_ledger(user).await, (1, 1));
         // Every spend counted, none lost to a concurrent one.
         let usage = app
             .query(
@@ -89,7 +68,7 @@ on_both_backends! {
         assert_eq!(ledger_row["balanceAfter"], 60);
         assert_eq!(ledger_row["kind"], "usage");
         assert_eq!(ledger_row["reference"], "job-1");
-        assert_eq!(balance_and_ledger(&app, user).await, (60, 60));
+        assert_eq!(app.balance_and_ledger(user).await, (60, 60));
         // The spend left one log row with the balance before and after.
         let logs = app
             .graphql(Some(&token), "{ activityLogs(filter: {action: {eq: \"credits.spent\"}}) { nodes { details } } }", json!({}))
@@ -113,7 +92,7 @@ on_both_backends! {
         assert_eq!(by_user.code(), "FORBIDDEN", "{}", by_user.body);
         assert_eq!(by_service.data()["creditsGrant"]["creditAccount"]["balance"], 125);
         assert_eq!(errors(&unknown, "creditsGrant")[0]["code"], "NOT_FOUND", "{}", unknown.body);
-        assert_eq!(balance_and_ledger(&app, user).await, (125, 125));
+        assert_eq!(app.balance_and_ledger(user).await, (125, 125));
     }
 }
 
@@ -139,9 +118,43 @@ on_both_backends! {
         let drifted = api::ops::check::run(&app.t.db).await.unwrap();
 
         assert!(direct.is_err(), "a balance moved without its ledger row");
-        assert_eq!(balance_and_ledger(&app, user).await, (100, 107));
+        assert_eq!(app.balance_and_ledger(user).await, (100, 107));
         assert!(clean.passed(), "{clean}");
         assert!(!drifted.passed());
         assert!(drifted.to_string().contains("balance 100, ledger 107"), "{drifted}");
+    }
+}
+
+/// Two instances of the service on one PostgreSQL database, each with its own pool: the
+/// row lock holds across processes as it does within one.
+mod fifty_spends_from_two_instances_leave_exactly_one {
+    use super::*;
+    use crate::common::TestDb;
+
+    #[tokio::test]
+    async fn postgres() {
+        let Some(t) = TestDb::postgres().await else {
+            return;
+        };
+        let first = TestApp::new(t).await;
+        let second = first.another_instance().await;
+        let user = fixtures::user(&first.t.db, "two-instances@example.com").await;
+        let token = TestApp::token("authenticated", &user.to_string());
+
+        let replies = futures_util::future::join_all((0..50).map(|i| {
+            let (token, app) = (token.clone(), if i % 2 == 0 { &first } else { &second });
+            async move {
+                let input = json!({ "i": { "amount": 3, "reference": format!("spend-{i}") } });
+                app.graphql(Some(&token), SPEND, input).await
+            }
+        }))
+        .await;
+
+        let succeeded = replies
+            .iter()
+            .filter(|r| errors(r, "creditsSpend") == json!([]))
+            .count();
+        assert_eq!(succeeded, 33);
+        assert_eq!(first.balance_and_ledger(user).await, (1, 1));
     }
 }

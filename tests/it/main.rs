@@ -8,6 +8,7 @@ mod graphql;
 mod idempotency;
 mod isolation;
 mod notifications;
+mod payments;
 mod plans;
 mod realtime;
 mod schema;

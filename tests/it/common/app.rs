@@ -77,7 +77,18 @@ impl TestApp {
     /// row-level security stands between tenants.
     pub async fn with_api_scoping(t: TestDb, api_scoping: bool) -> Self {
         let t = t.migrated().await;
-        let keys = api::auth::Keys {
+        let mut state = api::build_state(t.db.clone(), Self::keys()).unwrap();
+        state.api_scoping = api_scoping;
+        Self {
+            t,
+            plans: state.plans.clone(),
+            router: api::router(state),
+        }
+    }
+
+    /// The keys test credentials are signed with.
+    fn keys() -> api::auth::Keys {
+        api::auth::Keys {
             user: api::auth::jwt::UserKeys {
                 secret: SECRET.to_vec(),
                 jwks: Some(serde_json::from_str(include_str!("../keys/jwks.json")).unwrap()),
@@ -87,11 +98,16 @@ impl TestApp {
                 api_secret: SHOPIFY_SECRET.to_vec(),
             },
             payments_webhook: PAYMENTS_SECRET.to_vec(),
-        };
-        let mut state = api::build_state(t.db.clone(), keys).unwrap();
-        state.api_scoping = api_scoping;
+        }
+    }
+
+    /// Another instance of the service on the same database, with its own pool (as a
+    /// second server process would be).
+    pub async fn another_instance(&self) -> Self {
+        let db = api::db::connect(&self.t.url).await.unwrap();
+        let state = api::build_state(db.clone(), Self::keys()).unwrap();
         Self {
-            t,
+            t: TestDb::attached(db, self.t.url.clone()),
             plans: state.plans.clone(),
             router: api::router(state),
         }
@@ -165,6 +181,42 @@ impl TestApp {
         }
         let body = json!({ "query": query, "variables": variables }).to_string();
         self.send(request.body(Body::from(body)).unwrap()).await
+    }
+
+    /// POSTs the payment provider's callback `{event, orderId}` to `/webhooks/payments`,
+    /// signed with `secret`.
+    pub async fn payment_callback(&self, secret: &[u8], event: &str, order: &str) -> Reply {
+        let body = json!({ "event": event, "orderId": order }).to_string();
+        let request = Request::post("/webhooks/payments")
+            .header("content-type", "application/json")
+            .header(
+                api::webhooks::payments::SIGNATURE_HEADER,
+                api::webhooks::sign(secret, body.as_bytes()),
+            )
+            .body(Body::from(body))
+            .unwrap();
+        self.send(request).await
+    }
+
+    /// The balance and the sum of the ledger of `user`'s account, as `service_role` reads them.
+    pub async fn balance_and_ledger(&self, user: uuid::Uuid) -> (i64, i64) {
+        let reply = self
+            .query(
+                "query($u: UUID!) { creditAccounts(filter: {userId: {eq: $u}}) { nodes { balance } }
+                   creditTransactions(filter: {userId: {eq: $u}}) { aggregate { sum { amount } } } }",
+                json!({ "u": user }),
+            )
+            .await;
+        let data = reply.data();
+        let balance = data["creditAccounts"]["nodes"][0]["balance"]
+            .as_i64()
+            .unwrap();
+        let sum = &data["creditTransactions"]["aggregate"]["sum"]["amount"];
+        let sum = sum
+            .as_i64()
+            .or_else(|| sum.as_str().and_then(|s| s.parse().ok()))
+            .unwrap();
+        (balance, sum)
     }
 
     /// POSTs a GraphQL operation as `service_role`.

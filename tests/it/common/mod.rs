@@ -16,12 +16,19 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, ExecResult, QueryR
 pub struct TestDb {
     /// A pool on the database.
     pub db: DatabaseConnection,
+    /// Where it is, for a second pool (another instance of the service).
+    pub url: String,
     cleanup: Cleanup,
 }
 
 enum Cleanup {
+    /// Another handle on a database whose owner cleans it up.
+    Nothing,
     SqliteFile(std::path::PathBuf),
-    PostgresDatabase { admin_url: String, name: String },
+    PostgresDatabase {
+        admin_url: String,
+        name: String,
+    },
 }
 
 impl TestDb {
@@ -32,6 +39,7 @@ impl TestDb {
         let db = api::db::connect(&url).await.unwrap();
         Self {
             db,
+            url,
             cleanup: Cleanup::SqliteFile(path),
         }
     }
@@ -65,11 +73,21 @@ impl TestDb {
         let db = api::db::connect(&url).await.unwrap();
         Some(Self {
             db,
+            url,
             cleanup: Cleanup::PostgresDatabase {
                 admin_url: server.admin_url.clone(),
                 name,
             },
         })
+    }
+
+    /// Another pool on a test database that `url` names; the original removes it.
+    pub fn attached(db: DatabaseConnection, url: String) -> Self {
+        Self {
+            db,
+            url,
+            cleanup: Cleanup::Nothing,
+        }
     }
 
     /// The database, migrated to the latest version.
@@ -125,6 +143,7 @@ fn placeholders(sql: &str, backend: DbBackend) -> String {
 impl Drop for TestDb {
     fn drop(&mut self) {
         match &self.cleanup {
+            Cleanup::Nothing => {}
             Cleanup::SqliteFile(path) => {
                 for suffix in ["", "-wal", "-shm"] {
                     let mut file = path.clone().into_os_string();
