@@ -3,6 +3,7 @@
 
 mod auth;
 mod common;
+mod crawling;
 mod credits;
 mod graphql;
 mod idempotency;
