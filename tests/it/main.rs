@@ -8,6 +8,7 @@ mod credits;
 mod graphql;
 mod idempotency;
 mod isolation;
+mod journeys;
 mod notifications;
 mod payments;
 mod plans;

@@ -76,6 +76,7 @@ impl Lease {
 pub fn rule(table: &str) -> Option<Rule> {
     match table {
         "profiles" => Some(accounts::profiles::rule),
+        "ai_clones" => Some(studio::clones::rule),
         _ => None,
     }
 }

@@ -17,6 +17,20 @@ pub const SHOPIFY_SECRET: &[u8] = b"test-shopify-api-secret";
 /// The payment provider's webhook secret.
 pub const PAYMENTS_SECRET: &[u8] = b"test-payments-webhook-secret";
 
+/// The payment provider's callback `{event, orderId}` to `/webhooks/payments`, signed
+/// with `secret`.
+pub fn payment_callback(secret: &[u8], event: &str, order: &str) -> Request<Body> {
+    let body = json!({ "event": event, "orderId": order }).to_string();
+    Request::post("/webhooks/payments")
+        .header("content-type", "application/json")
+        .header(
+            api::webhooks::payments::SIGNATURE_HEADER,
+            api::webhooks::sign(secret, body.as_bytes()),
+        )
+        .body(Body::from(body))
+        .unwrap()
+}
+
 /// The app under test: the real router, the real schema, a fresh database.
 pub struct TestApp {
     /// The database (migrated).
@@ -183,19 +197,9 @@ impl TestApp {
         self.send(request.body(Body::from(body)).unwrap()).await
     }
 
-    /// POSTs the payment provider's callback `{event, orderId}` to `/webhooks/payments`,
-    /// signed with `secret`.
+    /// POSTs [`payment_callback`].
     pub async fn payment_callback(&self, secret: &[u8], event: &str, order: &str) -> Reply {
-        let body = json!({ "event": event, "orderId": order }).to_string();
-        let request = Request::post("/webhooks/payments")
-            .header("content-type", "application/json")
-            .header(
-                api::webhooks::payments::SIGNATURE_HEADER,
-                api::webhooks::sign(secret, body.as_bytes()),
-            )
-            .body(Body::from(body))
-            .unwrap();
-        self.send(request).await
+        self.send(payment_callback(secret, event, order)).await
     }
 
     /// The balance and the sum of the ledger of `user`'s account, as `service_role` reads them.

@@ -79,19 +79,35 @@ impl Server {
 
     /// POSTs a GraphQL operation with a bearer token; returns the body.
     pub async fn post(&self, token: &str, query: &str) -> Value {
+        self.graphql(Some(token), query, json!({})).await
+    }
+
+    /// POSTs a GraphQL operation with variables and an optional bearer token; returns
+    /// the body.
+    pub async fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request =
+            axum::http::Request::post("/graphql").header("content-type", "application/json");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let body = json!({ "query": query, "variables": variables }).to_string();
+        self.send(request.body(axum::body::Body::from(body)).unwrap())
+            .await
+            .1
+    }
+
+    /// Sends one HTTP request to the server's router; returns the status and JSON body.
+    pub async fn send(&self, request: axum::http::Request<axum::body::Body>) -> (u16, Value) {
         use tower::ServiceExt as _;
-        let request = axum::http::Request::post("/graphql")
-            .header("content-type", "application/json")
-            .header("authorization", format!("Bearer {token}"))
-            .body(axum::body::Body::from(
-                json!({ "query": query }).to_string(),
-            ))
-            .unwrap();
         let response = self.router.clone().oneshot(request).await.unwrap();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), 16 << 20)
             .await
             .unwrap();
-        serde_json::from_slice(&bytes).unwrap()
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     /// What a mutation does after its write on SQLite (PostgreSQL's triggers publish).
@@ -252,6 +268,15 @@ impl Client {
                     self.events.get(id)
                 ),
             }
+        }
+    }
+
+    /// An event of `id` satisfying `done`: one already received, or the next that comes.
+    pub async fn seen(&mut self, id: &str, wait: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let earlier = self.events.get(id).into_iter().flatten().find(|e| done(e));
+        match earlier {
+            Some(event) => event.clone(),
+            None => self.until(id, wait, done).await,
         }
     }
 

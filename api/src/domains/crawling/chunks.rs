@@ -258,6 +258,23 @@ pub async fn report(ctx: &WriteCtx<'_>, input: Report) -> ApiResult<Uuid> {
             format!("the chunk holds at most {max_images} images"),
         ));
     }
+    // Reports of one project wait for each other here, so a duplicate in two reports at
+    // once is seen by the second (the lock comes after the chunk's: see the module).
+    let mut project = Query::select();
+    project
+        .from("projects")
+        .column("id")
+        .and_where(
+            Expr::col("id").in_subquery(
+                Query::select()
+                    .from("crawl_jobs")
+                    .column("project_id")
+                    .and_where(Expr::col("id").eq(job))
+                    .to_owned(),
+            ),
+        )
+        .lock(LockType::Update);
+    ctx.db.query_one(&project).await?;
     let new = record_images(ctx, job, user, &input.images).await?;
     let done = i32::from(status == "completed");
     let found = input.images.len() as i32;

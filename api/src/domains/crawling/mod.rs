@@ -7,8 +7,9 @@
 //!
 //! Jobs: `pending` -> `running` -> `completed` | `failed` | `cancelled`, and `pending` ->
 //! `cancelled`. Chunks: `pending` -> `active` -> `completed` | `failed`, and `pending` |
-//! `active` -> `cancelled`. Locks are always taken chunk first, then job, so a claim, a
-//! report and a cancel running together never deadlock.
+//! `active` -> `cancelled`. Locks are always taken chunk first, then job (a report also
+//! locks the project, after its chunk, to find duplicates), so a claim, a report and a
+//! cancel running together never deadlock.
 
 pub mod chunks;
 pub mod jobs;

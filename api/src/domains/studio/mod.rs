@@ -1,8 +1,9 @@
 //! Studio (seed 002): AI clones and the tasks they run. Tables: `ai_clones` and `ai_tasks`
-//! (generated writes for what users set; the queue's states and leases move only through
+//! (generated writes for what users set, with [`clones::rule`] on `config`; the queue's states and leases move only through
 //! [`tasks`]). Users create and read their tasks; workers (`service_role`, or an API key
 //! with the `WORKER` scope on its user's tasks) claim and finish them.
 
+pub mod clones;
 pub mod tasks;
 
 use std::time::Duration;
