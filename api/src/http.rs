@@ -132,6 +132,9 @@ async fn execute(state: &AppState, headers: &HeaderMap, mut batch: BatchRequest)
         Ok(scope) => scope,
         Err(error) => return error_response(StatusCode::OK, &error),
     };
+    if let auth::Principal::User { id, .. } = &principal {
+        state.usage.count(*id);
+    }
     let access = access_of(&mut batch);
     let idempotency = match (headers.get(idempotency::HEADER), &batch, access) {
         (Some(value), BatchRequest::Single(single), Access::Write) => {

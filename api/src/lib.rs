@@ -71,6 +71,7 @@ pub fn build_state(db: DatabaseConnection, keys: auth::Keys) -> anyhow::Result<A
         plans: std::sync::Arc::default(),
         api_scoping: true,
         realtime,
+        usage: Default::default(),
     })
 }
 
@@ -82,6 +83,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         None => development_keys(&config, &db).await?,
     };
     let state = build_state(db.clone(), keys)?;
+    tokio::spawn(domains::accounts::usage::meter_requests(
+        state.usage.clone(),
+        db.clone(),
+        state.realtime.clone(),
+    ));
     tokio::spawn(domains::studio::sweep_leases(
         db.clone(),
         state.realtime.clone(),

@@ -28,6 +28,8 @@ pub struct AppState {
     pub api_scoping: bool,
     /// The realtime broker: subscriptions, and (on SQLite) the writes requests publish.
     pub realtime: crate::realtime::Broker,
+    /// Users' API requests, counted for `usage_metrics`.
+    pub usage: crate::domains::accounts::usage::RequestMeter,
 }
 
 impl AppState {

@@ -15,4 +15,5 @@ mod plans;
 mod realtime;
 mod schema;
 mod tasks;
+mod usage;
 mod writes;

@@ -37,6 +37,8 @@ pub struct TestApp {
     pub t: TestDb,
     /// The app's compiled read plans (to see which requests they answered).
     pub plans: std::sync::Arc<api::graphql::plan::PlanCache>,
+    /// The app's count of API requests, not yet written.
+    pub usage: api::domains::accounts::usage::RequestMeter,
     router: Router,
 }
 
@@ -96,6 +98,7 @@ impl TestApp {
         Self {
             t,
             plans: state.plans.clone(),
+            usage: state.usage.clone(),
             router: api::router(state),
         }
     }
@@ -123,6 +126,7 @@ impl TestApp {
         Self {
             t: TestDb::attached(db, self.t.url.clone()),
             plans: state.plans.clone(),
+            usage: state.usage.clone(),
             router: api::router(state),
         }
     }

@@ -1,15 +1,23 @@
 //! Usage metrics: daily counters per user and metric (API requests, images crawled, tasks
 //! run, credits spent), each incremented by one atomic upsert on `(user_id, date, metric)`
-//! in the workflow's transaction, so concurrent increments are never lost.
+//! in the workflow's transaction, so concurrent increments are never lost. API requests
+//! are counted in memory and written in batches ([`RequestMeter`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::Utc;
-use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use uuid::Uuid;
 
+use crate::auth::Principal;
+use crate::db::{Access, End, RequestDb};
 use crate::domains::WriteCtx;
 use crate::error::{ApiError, ApiResult};
-use crate::realtime::Write;
+use crate::realtime::{Broker, Write};
+use crate::store::{Outbox, Scope};
 
 /// What is counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,6 +28,8 @@ pub enum Metric {
     CreditsSpent,
     /// New (not duplicate) images crawl jobs recorded.
     ImagesCrawled,
+    /// GraphQL requests over HTTP ([`RequestMeter`]).
+    ApiRequests,
 }
 
 impl Metric {
@@ -29,6 +39,7 @@ impl Metric {
             Self::TasksRun => "tasks_run",
             Self::CreditsSpent => "credits_spent",
             Self::ImagesCrawled => "images_crawled",
+            Self::ApiRequests => "api_requests",
         }
     }
 }
@@ -65,4 +76,80 @@ pub async fn increment(ctx: &WriteCtx<'_>, user: Uuid, metric: Metric, by: i64) 
     ctx.outbox
         .record(Write::update("usage_metrics", id, Some(user)));
     Ok(())
+}
+
+/// Users' API requests, counted in memory on the request path and added to
+/// `usage_metrics` in batches by [`meter_requests`]: a read never writes, and the counts
+/// of many requests become one upsert per user. Counts not yet flushed when the process
+/// dies are lost (at most one period's); a failed flush puts its counts back.
+#[derive(Clone, Debug, Default)]
+pub struct RequestMeter(Arc<Mutex<HashMap<Uuid, i64>>>);
+
+impl RequestMeter {
+    /// Counts one request of `user`.
+    pub fn count(&self, user: Uuid) {
+        if let Ok(mut counts) = self.0.lock() {
+            *counts.entry(user).or_default() += 1;
+        }
+    }
+
+    fn take(&self) -> HashMap<Uuid, i64> {
+        self.0
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default()
+    }
+
+    fn put_back(&self, counts: HashMap<Uuid, i64>) {
+        if let Ok(mut held) = self.0.lock() {
+            for (user, n) in counts {
+                *held.entry(user).or_default() += n;
+            }
+        }
+    }
+
+    /// Adds the counts so far to today's `api_requests` metrics, in one transaction as
+    /// `service_role`; returns the writes, for the broker.
+    pub async fn flush(&self, db: &DatabaseConnection) -> ApiResult<Vec<Write>> {
+        let counts = self.take();
+        if counts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let outcome = async {
+            let principal = Principal::Service;
+            let transaction = RequestDb::begin(db, &principal.claims(), Access::Write).await?;
+            let outbox = Outbox::default();
+            let ctx = WriteCtx {
+                principal: &principal,
+                scope: &Scope::Service,
+                db: &transaction,
+                outbox: &outbox,
+            };
+            for (user, n) in &counts {
+                increment(&ctx, *user, Metric::ApiRequests, *n).await?;
+            }
+            transaction.finish(End::Commit).await?;
+            Ok(outbox.take())
+        }
+        .await;
+        if outcome.is_err() {
+            self.put_back(counts);
+        }
+        outcome
+    }
+}
+
+/// How often counted API requests are written.
+pub const METER_EVERY: Duration = Duration::from_secs(1);
+
+/// The request meter's flusher, a task of `stratix serve`.
+pub async fn meter_requests(meter: RequestMeter, db: DatabaseConnection, broker: Broker) {
+    let mut ticks = tokio::time::interval(METER_EVERY);
+    loop {
+        ticks.tick().await;
+        match meter.flush(&db).await {
+            Ok(writes) => broker.publish(writes),
+            Err(error) => tracing::warn!(%error, "writing API request counts failed"),
+        }
+    }
 }
