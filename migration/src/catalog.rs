@@ -283,9 +283,14 @@ pub const TABLES: &[TableSpec] = &[
                 .upsert_on(&["shop_id", "order_id"]),
         ),
     // experiments
-    shop("recommendations", "experiments", true).writes(Writes::CRUD),
+    // States move through the experiments workflows only.
+    shop("recommendations", "experiments", true).writes(Writes::CRUD.server_set(&["status"])),
     shop("patches", "experiments", true),
-    shop("experiments", "experiments", true).writes(Writes::CRUD),
+    shop("experiments", "experiments", true).writes(Writes::CRUD.server_set(&[
+        "status",
+        "started_at",
+        "ended_at",
+    ])),
     shop("assignments", "experiments", false),
     shop("results_aggregates", "experiments", true).feed_key("experiment_id"),
     // distribution

@@ -664,10 +664,14 @@ async fn mutation_matrix(
                 json!({ "input": { "id": gid(table, own) } }),
             )
             .await;
+        // A state machine may refuse the move the row's state does not allow: the row
+        // was found and the caller allowed, which is what this proves.
+        let reached =
+            |errors: &Value| *errors == json!([]) || errors[0]["code"] == "INVALID_TRANSITION";
         let ok = if service_only {
             reply.body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
         } else {
-            reply.body.get("errors").is_none() && reply.body["data"]["m"]["userErrors"] == json!([])
+            reply.body.get("errors").is_none() && reached(&reply.body["data"]["m"]["userErrors"])
         };
         failures.check(ok, || {
             if service_only {

@@ -3,8 +3,10 @@
 
 mod auth;
 mod common;
+mod content;
 mod crawling;
 mod credits;
+mod experiments;
 mod graphql;
 mod idempotency;
 mod isolation;

@@ -7,11 +7,15 @@
 //! - [`accounts`]: the activity log every workflow writes.
 //! - [`billing`]: the credits ledger and payments (seeds 001, 002).
 //! - [`crawling`]: crawl jobs, split into chunks that workers run (seed 001).
+//! - [`experiments`]: experiments' lifecycle, patches and recommendations (seed 004).
+//! - [`shopify`]: products' versioned AI content (seed 000).
 //! - [`studio`]: the AI task queue (seed 002).
 
 pub mod accounts;
 pub mod billing;
 pub mod crawling;
+pub mod experiments;
+pub mod shopify;
 pub mod studio;
 
 use chrono::{DateTime, Duration, Utc};
@@ -77,6 +81,7 @@ pub fn rule(table: &str) -> Option<Rule> {
     match table {
         "profiles" => Some(accounts::profiles::rule),
         "ai_clones" => Some(studio::clones::rule),
+        "experiments" => Some(experiments::lifecycle::rule),
         _ => None,
     }
 }

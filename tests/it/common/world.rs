@@ -464,6 +464,7 @@ async fn shop_tables(db: &DatabaseConnection, world: &mut World, side: Side) -> 
             ("rule_id", "title_length".into()),
             ("severity", "low".into()),
             ("rationale", "too short".into()),
+            ("patch_payload", json!({"title": "longer"}).into()),
             owner(),
         ],
     )

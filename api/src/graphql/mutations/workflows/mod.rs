@@ -16,6 +16,8 @@ use uuid::Uuid;
 mod accounts;
 mod billing;
 mod crawling;
+mod experiments;
+mod shopify;
 mod studio;
 
 use super::{Out, Payload, Right, payload_type, perform, read_row};
@@ -33,6 +35,8 @@ fn declarations() -> Vec<Declaration> {
         accounts::declarations(),
         billing::declarations(),
         crawling::declarations(),
+        experiments::declarations(),
+        shopify::declarations(),
         studio::declarations(),
     ]
     .into_iter()

@@ -1,0 +1,7 @@
+//! Shopify apps (seed 000): a shop's products and the AI content written for them.
+//! [`content`] keeps each product's revisions numbered 1, 2, 3... with no gap and no
+//! duplicate however many writers run at once, publishes one to the product, and restores
+//! an old one as a new version (history is never rewritten). Callers are the shop (its
+//! session token) or `service_role`.
+
+pub mod content;

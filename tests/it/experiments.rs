@@ -1,0 +1,163 @@
+//! Experiments driven by the shop's admin: checked allocations, a lifecycle that refuses
+//! illegal moves, and patches rolled back only from the latest.
+
+use serde_json::{Value, json};
+
+use crate::common::app::{Reply, TestApp};
+use crate::common::{fixtures, on_both_backends};
+
+fn user_errors(reply: &Reply) -> Value {
+    reply.data()["m"]["userErrors"].clone()
+}
+
+/// Runs workflow `name` on row `id` as `token`, selecting `selection` and userErrors.
+async fn on_row(app: &TestApp, token: &str, name: &str, selection: &str, id: &str) -> Reply {
+    let mut input = name.to_owned();
+    input[..1].make_ascii_uppercase();
+    let query = format!(
+        "mutation($i: {input}Input!) {{ m: {name}(input: $i) {{ {selection} userErrors {{ field code message }} }} }}"
+    );
+    app.graphql(Some(token), &query, json!({ "i": { "id": id } }))
+        .await
+}
+
+async fn move_experiment(app: &TestApp, token: &str, name: &str, id: &str) -> Reply {
+    on_row(
+        app,
+        token,
+        name,
+        "experiment { status startedAt endedAt }",
+        id,
+    )
+    .await
+}
+
+const PATCH: &str = "mutation($i: PatchApplyInput!) { m: patchApply(input: $i) { patch { id version } userErrors { field code message } } }";
+const ROLLBACK: &str = "mutation($i: PatchRollbackInput!) { m: patchRollback(input: $i) { patch { id version payload } userErrors { field code message } } }";
+
+on_both_backends! {
+    /// Allocations must sum to 1 with a control; the lifecycle takes only its moves.
+    async fn an_experiment_is_checked_and_moves_only_along_its_lifecycle(t) {
+        let app = TestApp::new(t).await;
+        let domain = "lab.myshopify.com";
+        let shop = fixtures::shop(&app.t.db, domain).await;
+        let token = TestApp::shop_token(domain);
+        let create = "mutation($i: ExperimentCreateInput!) { m: experimentCreate(input: $i) { experiment { id status } userErrors { field code message } } }";
+        let base = json!({ "name": "cta", "target": "product_page:cta", "variants": { "control": {}, "b": {} } });
+        let with = |allocation: Value| {
+            let mut input = base.clone();
+            input["allocation"] = allocation;
+            json!({ "i": input })
+        };
+
+        let short = app.graphql(Some(&token), create, with(json!({ "control": 0.5, "b": 0.4 }))).await;
+        let no_control = app.graphql(Some(&token), create, with(json!({ "a": 0.5, "b": 0.5 }))).await;
+        let made = app.graphql(Some(&token), create, with(json!({ "control": 0.5, "b": 0.5 }))).await;
+        let id = made.data()["m"]["experiment"]["id"].as_str().unwrap().to_owned();
+        let set_status = app
+            .graphql(Some(&token), "mutation($id: ID!) { m: experimentUpdate(id: $id, input: {status: \"running\"}) { userErrors { field code } } }", json!({ "id": id }))
+            .await;
+        let early_pause = move_experiment(&app, &token, "experimentPause", &id).await;
+        let started = move_experiment(&app, &token, "experimentStart", &id).await;
+        let paused = move_experiment(&app, &token, "experimentPause", &id).await;
+        let resumed = move_experiment(&app, &token, "experimentStart", &id).await;
+        let completed = move_experiment(&app, &token, "experimentComplete", &id).await;
+        let restarted = move_experiment(&app, &token, "experimentStart", &id).await;
+        let mismatched = fixtures::experiment(&app.t.db, shop, "mismatch").await;
+        app.t.execute("UPDATE experiments SET variants = $1 WHERE id = $2", vec![json!({ "control": {}, "c": {} }).into(), mismatched.into()]).await.unwrap();
+        let refused_start = move_experiment(&app, &token, "experimentStart", &format!("gid://stratix/Experiment/{mismatched}")).await;
+
+        for reply in [&short, &no_control] {
+            assert_eq!(user_errors(reply)[0]["field"], json!(["input", "allocation"]), "{}", reply.body);
+            assert_eq!(user_errors(reply)[0]["code"], "INVALID");
+        }
+        assert!(set_status.body["errors"].is_array(), "status is not the client's to set: {}", set_status.body);
+        assert_eq!(user_errors(&early_pause)[0]["code"], "INVALID_TRANSITION");
+        for (reply, status) in [(&started, "running"), (&paused, "paused"), (&resumed, "running"), (&completed, "completed")] {
+            assert_eq!(user_errors(reply), json!([]), "{}", reply.body);
+            assert_eq!(reply.data()["m"]["experiment"]["status"], status);
+        }
+        assert_eq!(started.data()["m"]["experiment"]["startedAt"], resumed.data()["m"]["experiment"]["startedAt"]);
+        assert!(completed.data()["m"]["experiment"]["endedAt"].is_string());
+        assert_eq!(user_errors(&restarted)[0]["code"], "INVALID_TRANSITION");
+        assert_eq!(user_errors(&refused_start)[0]["code"], "INVALID", "{}", refused_start.body);
+    }
+
+    /// Patches of a target are numbered; a rollback restores with a new patch, marks the
+    /// old one, and only the latest can be rolled back; another shop's patch is not found.
+    async fn patches_roll_back_only_from_the_latest_and_never_delete(t) {
+        let app = TestApp::new(t).await;
+        fixtures::shop(&app.t.db, "patch.myshopify.com").await;
+        fixtures::shop(&app.t.db, "else.myshopify.com").await;
+        let token = TestApp::shop_token("patch.myshopify.com");
+        let other = TestApp::shop_token("else.myshopify.com");
+        let mut patches = Vec::new();
+        for title in ["Bold hat", "Bolder hat"] {
+            let input = json!({ "i": { "appliedTo": "product:1:title", "payload": { "title": title }, "rollbackPayload": { "title": "Hat" } } });
+            let reply = app.graphql(Some(&token), PATCH, input).await;
+            assert_eq!(user_errors(&reply), json!([]), "{}", reply.body);
+            patches.push(reply.data()["m"]["patch"].clone());
+        }
+
+        let not_latest = app.graphql(Some(&token), ROLLBACK, json!({ "i": { "id": patches[0]["id"] } })).await;
+        let foreign = app.graphql(Some(&other), ROLLBACK, json!({ "i": { "id": patches[1]["id"] } })).await;
+        let rolled = app.graphql(Some(&token), ROLLBACK, json!({ "i": { "id": patches[1]["id"] } })).await;
+        let twice = app.graphql(Some(&token), ROLLBACK, json!({ "i": { "id": patches[1]["id"] } })).await;
+        let bad = app.graphql(Some(&token), PATCH, json!({ "i": { "appliedTo": "product:1:title", "payload": [1] } })).await;
+
+        assert_eq!((patches[0]["version"].clone(), patches[1]["version"].clone()), (json!(1), json!(2)));
+        assert_eq!(user_errors(&not_latest)[0]["code"], "INVALID_TRANSITION", "{}", not_latest.body);
+        assert_eq!(user_errors(&foreign)[0]["code"], "NOT_FOUND");
+        assert_eq!(user_errors(&rolled), json!([]), "{}", rolled.body);
+        assert_eq!(rolled.data()["m"]["patch"]["version"], 3);
+        assert_eq!(rolled.data()["m"]["patch"]["payload"], json!({ "title": "Hat" }));
+        assert_eq!(user_errors(&twice)[0]["code"], "INVALID_TRANSITION");
+        assert_eq!(user_errors(&bad)[0]["field"], json!(["input", "payload"]));
+        let all = app.query("{ patches(orderBy: [{field: VERSION}]) { nodes { version rolledBackAt } } }", json!({})).await;
+        let marked: Vec<bool> = all.data()["patches"]["nodes"].as_array().unwrap().iter().map(|p| p["rolledBackAt"].is_string()).collect();
+        assert_eq!(marked, [false, true, false]);
+    }
+
+    /// pending -> accepted -> applied makes a patch of the entity; a dismissed one cannot
+    /// be applied; rolling its patch back marks it rolled_back.
+    async fn an_accepted_recommendation_becomes_a_patch(t) {
+        let app = TestApp::new(t).await;
+        let shop = fixtures::shop(&app.t.db, "recs.myshopify.com").await;
+        let token = TestApp::shop_token("recs.myshopify.com");
+        let recommend = |rule: &'static str| {
+            let db = &app.t.db;
+            async move {
+                let id = fixtures::row(db, "recommendations", vec![
+                    ("entity_type", "product".into()), ("entity_id", "42".into()), ("category", "seo".into()),
+                    ("rule_id", rule.into()), ("severity", "low".into()), ("rationale", "short title".into()),
+                    ("patch_payload", json!({ "title": "A longer title" }).into()), ("shop_id", shop.into()),
+                ]).await;
+                format!("gid://stratix/Recommendation/{id}")
+            }
+        };
+        let (kept, dropped) = (recommend("title_length").await, recommend("alt_text").await);
+        const STATUS: &str = "recommendation { status }";
+        let apply = "mutation($i: RecommendationApplyInput!) { m: recommendationApply(input: $i) { patch { id appliedTo payload } userErrors { code } } }";
+
+        let early = app.graphql(Some(&token), apply, json!({ "i": { "id": kept } })).await;
+        let accepted = on_row(&app, &token, "recommendationAccept", STATUS, &kept).await;
+        let dismissed = on_row(&app, &token, "recommendationDismiss", STATUS, &dropped).await;
+        let applied = app.graphql(Some(&token), apply, json!({ "i": { "id": kept } })).await;
+        let not_applied = app.graphql(Some(&token), apply, json!({ "i": { "id": dropped } })).await;
+        let patch = applied.data()["m"]["patch"]["id"].clone();
+        let rolled = app.graphql(Some(&token), ROLLBACK, json!({ "i": { "id": patch } })).await;
+
+        assert_eq!(user_errors(&early)[0]["code"], "INVALID_TRANSITION");
+        assert_eq!(accepted.data()["m"]["recommendation"]["status"], "accepted");
+        assert_eq!(dismissed.data()["m"]["recommendation"]["status"], "dismissed");
+        assert_eq!(applied.data()["m"]["patch"]["appliedTo"], "product:42");
+        assert_eq!(applied.data()["m"]["patch"]["payload"], json!({ "title": "A longer title" }));
+        assert_eq!(user_errors(&not_applied)[0]["code"], "INVALID_TRANSITION");
+        assert_eq!(user_errors(&rolled), json!([]), "{}", rolled.body);
+        let statuses = app.query("{ recommendations(orderBy: [{field: RULE_ID}]) { nodes { ruleId status } } }", json!({})).await;
+        assert_eq!(statuses.data()["recommendations"]["nodes"], json!([
+            { "ruleId": "alt_text", "status": "dismissed" },
+            { "ruleId": "title_length", "status": "rolled_back" },
+        ]));
+    }
+}
