@@ -19,10 +19,12 @@ pub mod shopify;
 pub mod studio;
 
 use chrono::{DateTime, Duration, Utc};
+use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func, Query};
 
 use crate::auth::Principal;
 use crate::db::RequestDb;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, InputCode};
 use crate::store::write::Rule;
 use crate::store::{Outbox, Scope};
 
@@ -49,6 +51,34 @@ pub fn may_work(ctx: &WriteCtx<'_>) -> ApiResult<()> {
             "worker operations need service_role or a WORKER API key".to_owned(),
         ))
     }
+}
+
+/// `INVALID_TRANSITION` on `input.id`: a `what` in state `from` cannot move as asked
+/// (`to`: the state, or what was asked, like "be cancelled").
+pub fn invalid_transition(what: &str, from: &str, to: &str) -> ApiError {
+    ApiError::refused(
+        "input.id",
+        InputCode::InvalidTransition,
+        format!("a {from} {what} cannot {to}"),
+    )
+}
+
+/// The version after the highest of `table`'s rows matching `of` (1 for none). The
+/// caller holds a lock that keeps other writers of the same sequence waiting.
+pub async fn next_version(
+    ctx: &WriteCtx<'_>,
+    table: &'static str,
+    of: Condition,
+) -> ApiResult<i32> {
+    let mut last = Query::select();
+    last.from(table)
+        .expr(Func::coalesce([Expr::col("version").max(), Expr::val(0)]))
+        .cond_where(of);
+    let version: i32 = match ctx.db.query_one(&last).await? {
+        Some(row) => row.try_get_by_index(0)?,
+        None => 0,
+    };
+    Ok(version + 1)
 }
 
 /// The longest lease a worker may take at once.

@@ -15,9 +15,9 @@ use uuid::Uuid;
 
 use super::credits::{self, Amount, Entry, Reference};
 use crate::auth::Principal;
-use crate::domains::WriteCtx;
 use crate::domains::accounts::activity::{self, Change};
 use crate::domains::accounts::notifications::{self, Notice, Severity, Topic};
+use crate::domains::{WriteCtx, invalid_transition};
 use crate::error::{ApiError, ApiResult, InputCode};
 use crate::realtime::Write;
 use crate::store::violation;
@@ -305,15 +305,8 @@ pub async fn advance(ctx: &WriteCtx<'_>, payment: PaymentRef, next: Status) -> A
         return Ok(id);
     }
     if !before.may_become(next) {
-        return Err(ApiError::refused(
-            "input.id",
-            InputCode::InvalidTransition,
-            format!(
-                "a {} payment cannot become {}",
-                before.as_str(),
-                next.as_str()
-            ),
-        ));
+        let to = format!("become {}", next.as_str());
+        return Err(invalid_transition("payment", before.as_str(), &to));
     }
     let mut update = Query::update();
     update

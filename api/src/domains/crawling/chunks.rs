@@ -12,7 +12,7 @@ use sea_orm::sea_query::{Condition, Expr, ExprTrait, LockBehavior, LockType, Ord
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::jobs::{self, JOB_COLUMNS, JobRow, Status, is_web_url};
+use super::jobs::{self, Status, is_web_url};
 use crate::domains::accounts::usage::{self, Metric};
 use crate::domains::{Lease, WriteCtx, may_work};
 use crate::error::{ApiError, ApiResult, InputCode};
@@ -194,14 +194,8 @@ pub async fn claim(ctx: &WriteCtx<'_>, input: Claim) -> ApiResult<Option<Claimed
             "active_chunks",
             Expr::col("active_chunks").add(i32::from(was == "pending")),
         )
-        .and_where(Expr::col("id").eq(job))
-        .returning(Query::returning().columns(JOB_COLUMNS));
-    let row = ctx
-        .db
-        .query_one(&count)
-        .await?
-        .ok_or_else(|| ApiError::Internal("a claimed chunk's job vanished".to_owned()))?;
-    let state = JobRow::read(&row)?;
+        .and_where(Expr::col("id").eq(job));
+    let state = jobs::update_job(ctx, count).await?;
     ctx.outbox
         .record(Write::update("crawl_chunks", chunk, Some(state.user)).key(job));
     ctx.outbox
@@ -299,14 +293,8 @@ pub async fn report(ctx: &WriteCtx<'_>, input: Report) -> ApiResult<Uuid> {
         .value("valid_images", Expr::col("valid_images").add(new))
         .value("credits_used", Expr::col("credits_used").add(new))
         .value("progress", finished.clone().mul(100).div(total.clone()))
-        .and_where(Expr::col("id").eq(job))
-        .returning(Query::returning().columns(JOB_COLUMNS));
-    let row = ctx
-        .db
-        .query_one(&count)
-        .await?
-        .ok_or_else(|| ApiError::Internal("a reported chunk's job vanished".to_owned()))?;
-    let state = JobRow::read(&row)?;
+        .and_where(Expr::col("id").eq(job));
+    let state = jobs::update_job(ctx, count).await?;
     ctx.outbox
         .record(Write::update("crawl_chunks", input.chunk, Some(user)).key(job));
     if new > 0 {

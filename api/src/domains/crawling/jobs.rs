@@ -7,11 +7,11 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::auth::Principal;
-use crate::domains::WriteCtx;
 use crate::domains::accounts::activity::{self, Change};
 use crate::domains::accounts::notifications::{self, Notice, Severity, Topic};
 use crate::domains::accounts::usage::{self, Metric};
 use crate::domains::billing::credits::{self, Amount, Entry, Reference};
+use crate::domains::{WriteCtx, invalid_transition};
 use crate::error::{ApiError, ApiResult, InputCode};
 use crate::realtime::Write;
 use crate::tables::tables;
@@ -395,11 +395,7 @@ pub async fn cancel(ctx: &WriteCtx<'_>, job: Uuid) -> ApiResult<Uuid> {
     };
     let before: String = row.try_get_by_index(0)?;
     if !Status::OPEN.contains(&before.as_str()) {
-        return Err(ApiError::refused(
-            "input.id",
-            InputCode::InvalidTransition,
-            format!("a {before} job cannot be cancelled"),
-        ));
+        return Err(invalid_transition("job", &before, "be cancelled"));
     }
     let mut update = Query::update();
     update
@@ -407,15 +403,24 @@ pub async fn cancel(ctx: &WriteCtx<'_>, job: Uuid) -> ApiResult<Uuid> {
         .value("status", Status::Cancelled.as_str())
         .value("active_chunks", 0)
         .value("completed_at", Utc::now())
-        .and_where(Expr::col("id").eq(job))
-        .returning(Query::returning().columns(JOB_COLUMNS));
+        .and_where(Expr::col("id").eq(job));
+    let state = update_job(ctx, update).await?;
+    settle(ctx, &state, &before, Status::Cancelled).await?;
+    Ok(job)
+}
+
+/// Runs `update` of one job (table and filter set) and reads the job's counters after it.
+pub(super) async fn update_job(
+    ctx: &WriteCtx<'_>,
+    mut update: sea_orm::sea_query::UpdateStatement,
+) -> ApiResult<JobRow> {
+    update.returning(Query::returning().columns(JOB_COLUMNS));
     let row = ctx
         .db
         .query_one(&update)
         .await?
-        .ok_or_else(|| ApiError::Internal("a locked job vanished".to_owned()))?;
-    settle(ctx, &JobRow::read(&row)?, &before, Status::Cancelled).await?;
-    Ok(job)
+        .ok_or_else(|| ApiError::Internal("a crawl job vanished while locked".to_owned()))?;
+    JobRow::read(&row)
 }
 
 /// The job columns [`JobRow`] reads, in its order.

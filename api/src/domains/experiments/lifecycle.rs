@@ -7,7 +7,7 @@ use serde_json::{Map, Value as Json};
 use uuid::Uuid;
 
 use super::may_manage;
-use crate::domains::WriteCtx;
+use crate::domains::{WriteCtx, invalid_transition};
 use crate::error::{ApiError, ApiResult, InputCode};
 use crate::realtime::Write;
 use crate::tables::tables;
@@ -142,15 +142,8 @@ pub async fn advance(ctx: &WriteCtx<'_>, id: Uuid, next: Status) -> ApiResult<Uu
     let before = Status::parse(&stored)
         .ok_or_else(|| ApiError::Internal(format!("experiment {id} has status {stored}")))?;
     if !before.may_become(next) {
-        return Err(ApiError::refused(
-            "input.id",
-            InputCode::InvalidTransition,
-            format!(
-                "a {} experiment cannot become {}",
-                before.as_str(),
-                next.as_str()
-            ),
-        ));
+        let to = format!("become {}", next.as_str());
+        return Err(invalid_transition("experiment", before.as_str(), &to));
     }
     let mut update = Query::update();
     update

@@ -3,13 +3,13 @@
 //! rolled-back one replaced; only a target's latest patch can be rolled back.
 
 use chrono::Utc;
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LockType, Query};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, LockType, Query};
 use sea_orm::{ConnectionTrait, Value};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
 use super::may_manage;
-use crate::domains::WriteCtx;
+use crate::domains::{WriteCtx, invalid_transition, next_version};
 use crate::error::{ApiError, ApiResult, InputCode};
 use crate::realtime::Write;
 use crate::tables::tables;
@@ -89,15 +89,10 @@ async fn append(
     patch: NewPatch,
     recommendation: Option<Uuid>,
 ) -> ApiResult<Uuid> {
-    let mut last = Query::select();
-    last.from("patches")
-        .expr(Func::coalesce([Expr::col("version").max(), Expr::val(0)]))
-        .and_where(Expr::col("shop_id").eq(shop))
-        .and_where(Expr::col("applied_to").eq(patch.applied_to.as_str()));
-    let version: i32 = match ctx.db.query_one(&last).await? {
-        Some(row) => row.try_get_by_index(0)?,
-        None => 0,
-    };
+    let target = Condition::all()
+        .add(Expr::col("shop_id").eq(shop))
+        .add(Expr::col("applied_to").eq(patch.applied_to.as_str()));
+    let version = next_version(ctx, "patches", target).await?;
     let id = Uuid::new_v4();
     let mut insert = Query::insert();
     insert
@@ -117,7 +112,7 @@ async fn append(
             Expr::val(patch.applied_to),
             Expr::val(patch.payload),
             Expr::val(patch.rollback_payload),
-            Expr::val(version + 1),
+            Expr::val(version),
             Expr::val(shop),
         ])
         .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -215,11 +210,7 @@ pub async fn decide(ctx: &WriteCtx<'_>, (id, decision): (Uuid, Decision)) -> Api
     may_manage(ctx)?;
     let (status, shop, _) = recommendation(ctx, id).await?;
     if status != "pending" {
-        return Err(ApiError::refused(
-            "input.id",
-            InputCode::InvalidTransition,
-            format!("a {status} recommendation cannot be decided"),
-        ));
+        return Err(invalid_transition("recommendation", &status, "be decided"));
     }
     let to = match decision {
         Decision::Accept => "accepted",
@@ -235,10 +226,10 @@ pub async fn apply_recommendation(ctx: &WriteCtx<'_>, id: Uuid) -> ApiResult<Uui
     may_manage(ctx)?;
     let (status, shop, row) = recommendation(ctx, id).await?;
     if status != "accepted" {
-        return Err(ApiError::refused(
-            "input.id",
-            InputCode::InvalidTransition,
-            format!("a {status} recommendation cannot be applied; accept it first"),
+        return Err(invalid_transition(
+            "recommendation",
+            &status,
+            "be applied; accept it first",
         ));
     }
     let entity_type: String = row.try_get_by_index(2)?;

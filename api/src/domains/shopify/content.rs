@@ -1,11 +1,11 @@
 //! Versioned AI content of products: `content_revisions`.
 
 use sea_orm::ConnectionTrait;
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LockType, Query};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, LockType, Query};
 use uuid::Uuid;
 
 use crate::auth::Principal;
-use crate::domains::WriteCtx;
+use crate::domains::{WriteCtx, next_version};
 use crate::error::{ApiError, ApiResult, InputCode};
 use crate::realtime::Write;
 use crate::tables::tables;
@@ -71,14 +71,8 @@ async fn lock_product(ctx: &WriteCtx<'_>, product: Uuid, field: &str) -> ApiResu
 
 /// Writes revision `last + 1` of a locked product.
 async fn append(ctx: &WriteCtx<'_>, product: Uuid, shop: Uuid, content: String) -> ApiResult<Uuid> {
-    let mut last = Query::select();
-    last.from("content_revisions")
-        .expr(Func::coalesce([Expr::col("version").max(), Expr::val(0)]))
-        .and_where(Expr::col("product_id").eq(product));
-    let version: i32 = match ctx.db.query_one(&last).await? {
-        Some(row) => row.try_get_by_index(0)?,
-        None => 0,
-    };
+    let of_product = Condition::all().add(Expr::col("product_id").eq(product));
+    let version = next_version(ctx, "content_revisions", of_product).await?;
     let id = Uuid::new_v4();
     let mut insert = Query::insert();
     insert
@@ -88,7 +82,7 @@ async fn append(ctx: &WriteCtx<'_>, product: Uuid, shop: Uuid, content: String) 
             Expr::val(id),
             Expr::val(product),
             Expr::val(content),
-            Expr::val(version + 1),
+            Expr::val(version),
             Expr::val(shop),
         ])
         .map_err(|e| ApiError::Internal(e.to_string()))?;
