@@ -36,6 +36,10 @@ pub fn router(state: AppState) -> Router {
             "/webhooks/payments",
             axum::routing::post(crate::webhooks::payments::receive),
         )
+        .route(
+            "/webhooks/shopify",
+            axum::routing::post(crate::webhooks::shopify::receive),
+        )
         .with_state(state)
 }
 

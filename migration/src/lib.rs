@@ -28,6 +28,7 @@ mod m20261207_000014_create_credit_ledger_rule;
 mod m20261207_000015_add_ai_task_leases;
 mod m20261207_000016_add_payment_and_reservation_states;
 mod m20261207_000017_create_crawl_chunks;
+mod m20261207_000018_create_webhook_receipts;
 pub mod secure;
 
 pub use ddl::{SQLITE_NEW_UUID, SQLITE_NOW};
@@ -36,6 +37,7 @@ pub use m20261122_000012_create_change_feed::{
     CHANGE_CHANNEL, CHANGE_EVENTS, MAX_RETAINED, RETENTION_MINUTES, feed_key,
 };
 pub use m20261207_000013_create_idempotency_keys::IDEMPOTENCY_KEYS;
+pub use m20261207_000018_create_webhook_receipts::WEBHOOK_RECEIPTS;
 pub use secure::change_trigger;
 
 /// Every migration, oldest first.
@@ -62,6 +64,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000015_add_ai_task_leases::Migration),
             Box::new(m20261207_000016_add_payment_and_reservation_states::Migration),
             Box::new(m20261207_000017_create_crawl_chunks::Migration),
+            Box::new(m20261207_000018_create_webhook_receipts::Migration),
         ]
     }
 }

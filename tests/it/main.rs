@@ -16,6 +16,7 @@ mod payments;
 mod plans;
 mod realtime;
 mod schema;
+mod shopify_webhooks;
 mod tasks;
 mod usage;
 mod writes;

@@ -23,6 +23,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::Scope;
 
+use super::answer;
+
 /// The header that carries the signature.
 pub const SIGNATURE_HEADER: &str = "x-payments-signature";
 
@@ -88,8 +90,4 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
             answer(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
         }
     }
-}
-
-fn answer(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
 }

@@ -2,6 +2,8 @@
 //! [`content`] keeps each product's revisions numbered 1, 2, 3... with no gap and no
 //! duplicate however many writers run at once, publishes one to the product, and restores
 //! an old one as a new version (history is never rewritten). Callers are the shop (its
-//! session token) or `service_role`.
+//! session token) or `service_role`. [`webhooks`] applies what Shopify's verified
+//! webhooks say, once per delivery.
 
 pub mod content;
+pub mod webhooks;
