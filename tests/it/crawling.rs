@@ -181,6 +181,28 @@ on_both_backends! {
         assert_eq!((after["completedChunks"].clone(), after["downloadedImages"].clone()), (json!(1), json!(1)));
     }
 
+    /// A chunk whose lease ran out goes to the next claimer; the first worker's late
+    /// report is LEASE_LOST and the job counts the chunk once.
+    async fn an_expired_chunk_goes_to_the_next_worker_and_the_late_report_is_refused(t) {
+        let app = TestApp::new(t).await;
+        let (_, token, project) = owner(&app, "slow@example.com").await;
+        let job = job(&app, &token, &project, 10, 10).await;
+        let service = TestApp::service();
+        let slow = claim(&app, &service, Some(&job)).await.unwrap();
+        app.t.execute("UPDATE crawl_chunks SET lease_expires_at = $1", vec![(chrono::Utc::now() - chrono::Duration::seconds(1)).into()]).await.unwrap();
+
+        let fast = claim(&app, &service, Some(&job)).await.unwrap();
+        let late = report(&app, &service, &slow, images(&[1]), None).await;
+        let on_time = report(&app, &service, &fast, images(&[2]), None).await;
+
+        assert_eq!(fast.0, slow.0);
+        assert_ne!(fast.1, slow.1);
+        assert_eq!(user_errors(&late)[0]["code"], "LEASE_LOST", "{}", late.body);
+        assert_eq!(user_errors(&on_time), json!([]));
+        let done = state(&app, &job).await;
+        assert_eq!((done["status"].clone(), done["activeChunks"].clone(), done["completedChunks"].clone()), (json!("completed"), json!(0), json!(1)));
+    }
+
     /// Cancelling stops the chunks (a report after it is refused) and releases what was
     /// not used; a finished job cannot be cancelled.
     async fn cancelling_a_job_stops_its_chunks_and_releases_unused_credits(t) {

@@ -82,6 +82,24 @@ on_both_backends! {
         assert_eq!(seen.data()["notifications"]["nodes"], json!([{ "type": "billing", "title": "Payment completed" }]));
     }
 
+    /// Ten copies of the completing callback at once (a provider's retries): the credits
+    /// are granted once.
+    async fn concurrent_completions_grant_the_credits_once(t) {
+        let app = TestApp::new(t).await;
+        let user = fixtures::user(&app.t.db, "burst@example.com").await;
+        open(&app, user, "ORDER-9", 250).await;
+        app.payment_callback(PAYMENTS_SECRET, "payment.approved", "ORDER-9").await;
+
+        let replies = futures_util::future::join_all(
+            (0..10).map(|_| app.payment_callback(PAYMENTS_SECRET, "payment.completed", "ORDER-9")),
+        )
+        .await;
+
+        assert!(replies.iter().all(|r| r.status == 200), "{:?}", replies.iter().map(|r| &r.body).collect::<Vec<_>>());
+        assert_eq!(app.balance_and_ledger(user).await, (350, 350));
+        assert_eq!(ledger(&app, user, "purchase").await.len(), 1);
+    }
+
     /// A callback with a bad or missing signature is 401 and writes nothing; an unknown
     /// order is 404; an unreadable body 400.
     async fn a_callback_that_is_not_signed_by_the_provider_changes_nothing(t) {
