@@ -88,6 +88,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         db.clone(),
         state.realtime.clone(),
     ));
+    tokio::spawn(domains::experiments::refresh_results(
+        db.clone(),
+        state.realtime.clone(),
+        domains::experiments::REFRESH_EVERY,
+    ));
     tokio::spawn(domains::studio::sweep_leases(
         db.clone(),
         state.realtime.clone(),

@@ -161,3 +161,44 @@ on_both_backends! {
         ]));
     }
 }
+
+on_both_backends! {
+    /// A refresh writes each variant's posterior from its results; a second one, with
+    /// nothing new, writes nothing; a new result changes only what it touches.
+    async fn a_results_refresh_writes_each_variants_posterior(t) {
+        let app = TestApp::new(t).await;
+        let shop = fixtures::shop(&app.t.db, "stats.myshopify.com").await;
+        let token = TestApp::shop_token("stats.myshopify.com");
+        let experiment = fixtures::experiment(&app.t.db, shop, "cta").await;
+        fixtures::result(&app.t.db, shop, experiment, "control", None, 5, "50.00").await;
+        let b = fixtures::result(&app.t.db, shop, experiment, "b", None, 9, "90.00").await;
+        fixtures::result(&app.t.db, shop, experiment, "b", Some("mobile"), 4, "40.00").await;
+        let id = format!("gid://stratix/Experiment/{experiment}");
+        const REFRESH: &str = "mutation($i: ExperimentResultsRefreshInput!) { m: experimentResultsRefresh(input: $i) { changed userErrors { code } } }";
+
+        let first = app.graphql(Some(&token), REFRESH, json!({ "i": { "id": id } })).await;
+        let second = app.graphql(Some(&token), REFRESH, json!({ "i": { "id": id } })).await;
+        app.t.execute("UPDATE results_aggregates SET purchase = 12 WHERE id = $1", vec![b.into()]).await.unwrap();
+        let third = app.graphql(Some(&token), REFRESH, json!({ "i": { "id": id } })).await;
+        let foreign = app.graphql(Some(&TestApp::shop_token("else.myshopify.com")), REFRESH, json!({ "i": { "id": id } })).await;
+
+        assert_eq!(first.data()["m"]["changed"], 2, "{}", first.body);
+        assert_eq!(second.data()["m"]["changed"], 0);
+        assert_eq!(third.data()["m"]["changed"], 1);
+        assert!(foreign.body["errors"].is_array() || foreign.data()["m"]["changed"] == 0, "{}", foreign.body);
+        let rows = app
+            .query("{ resultsAggregates(orderBy: [{field: VARIANT}], filter: {segment: {isNull: true}}) { nodes { variant posterior } } }", json!({}))
+            .await;
+        let nodes = rows.data()["resultsAggregates"]["nodes"].clone();
+        // 12 of 100 against 5 of 100: Beta(13, 89) against Beta(6, 96).
+        let b = &nodes[0]["posterior"];
+        assert_eq!(nodes[0]["variant"], "b");
+        assert_eq!((b["alpha"].clone(), b["beta"].clone()), (json!(13.0), json!(89.0)));
+        assert!((b["mean"].as_f64().unwrap() - 13.0 / 102.0).abs() < 1e-12);
+        assert!(b["probBeatControl"].as_f64().unwrap() > 0.95, "{b}");
+        assert!(b["ciLow"].as_f64().unwrap() < b["mean"].as_f64().unwrap());
+        assert_eq!(nodes[1]["posterior"]["probBeatControl"], 0.5);
+        let mobile = app.query("{ resultsAggregates(filter: {segment: {eq: \"mobile\"}}) { nodes { posterior } } }", json!({})).await;
+        assert!(mobile.data()["resultsAggregates"]["nodes"][0]["posterior"].is_null());
+    }
+}

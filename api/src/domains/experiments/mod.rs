@@ -2,10 +2,35 @@
 //! experiment's variants and allocations and moves it draft -> running <-> paused ->
 //! completed -> archived; [`patches`] applies changes to the storefront as numbered
 //! patches per target, rolls the latest back with a new patch (never deleting one), and
-//! turns accepted recommendations into patches.
+//! turns accepted recommendations into patches; [`results`] keeps each variant's
+//! Beta-Binomial posterior ([`stats`]) current, on demand and as a task of `stratix serve`.
 
 pub mod lifecycle;
 pub mod patches;
+pub mod results;
+pub mod stats;
+
+use std::time::Duration;
+
+use sea_orm::DatabaseConnection;
+
+use crate::realtime::Broker;
+
+/// How often the posteriors of running experiments are refreshed.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(10);
+
+/// The results refresher, a task of `stratix serve`: the posteriors of running
+/// experiments, every `every`; subscribers hear what changed.
+pub async fn refresh_results(db: DatabaseConnection, broker: Broker, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        match results::refresh_running(&db).await {
+            Ok(writes) => broker.publish(writes),
+            Err(error) => tracing::warn!(%error, "refreshing experiment results failed"),
+        }
+    }
+}
 
 use crate::auth::Principal;
 use crate::domains::WriteCtx;

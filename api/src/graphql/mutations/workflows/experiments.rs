@@ -8,6 +8,7 @@ use super::{Declaration, Returned, declare};
 use crate::domains::WriteCtx;
 use crate::domains::experiments::lifecycle::{self, Status};
 use crate::domains::experiments::patches::{self, Decision, NewPatch};
+use crate::domains::experiments::results;
 use crate::error::ApiResult;
 use crate::graphql::mutations::Right;
 
@@ -34,6 +35,22 @@ pub(super) fn declarations() -> Vec<Declaration> {
             "experimentArchive",
             "Archives a draft or completed experiment.",
             |ctx, id| Box::pin(lifecycle::advance(ctx, id, Status::Archived)),
+        ),
+        declare(
+            "experimentResultsRefresh",
+            "Recomputes each variant's Beta-Binomial posterior (prior Beta(1, 1)) from its \
+             overall results: mean, 95% credible interval, probability to beat the control, \
+             expected loss. Running experiments are also refreshed in the background.",
+            Right::Write,
+            vec![id_of("experiment")],
+            |input| input.id("id", "Experiment"),
+            |ctx, id| Box::pin(results::refresh(ctx, id)),
+            vec![Returned::Value(
+                "changed",
+                TypeRef::INT,
+                "How many variants' posteriors changed.",
+                |n: &u64| Some(async_graphql::Value::from(*n)),
+            )],
         ),
         decide(
             "recommendationAccept",
