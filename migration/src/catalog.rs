@@ -399,6 +399,8 @@ pub const CRITICAL_INDEXES: &[&str] = &[
     "idx_images_user_id",
     "idx_images_content_hash",
     "idx_images_created_at",
+    "idx_tasks_claim",
+    "idx_tasks_leases",
     "crawl_chunks_crawl_job_id_position_key",
     "idx_crawl_chunks_queue",
     "ai_clones_id_user_id_key",

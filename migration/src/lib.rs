@@ -29,6 +29,7 @@ mod m20261207_000015_add_ai_task_leases;
 mod m20261207_000016_add_payment_and_reservation_states;
 mod m20261207_000017_create_crawl_chunks;
 mod m20261207_000018_create_webhook_receipts;
+mod m20261207_000019_add_ai_task_claim_index;
 pub mod secure;
 
 pub use ddl::{SQLITE_NEW_UUID, SQLITE_NOW};
@@ -38,6 +39,10 @@ pub use m20261122_000012_create_change_feed::{
 };
 pub use m20261207_000013_create_idempotency_keys::IDEMPOTENCY_KEYS;
 pub use m20261207_000018_create_webhook_receipts::WEBHOOK_RECEIPTS;
+/// The AI task queue's claim order and states, as its indexes spell them.
+pub mod task_queue {
+    pub use crate::m20261207_000019_add_ai_task_claim_index::{HELD, PENDING, PRIORITY_RANK};
+}
 pub use secure::change_trigger;
 
 /// Every migration, oldest first.
@@ -65,6 +70,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000016_add_payment_and_reservation_states::Migration),
             Box::new(m20261207_000017_create_crawl_chunks::Migration),
             Box::new(m20261207_000018_create_webhook_receipts::Migration),
+            Box::new(m20261207_000019_add_ai_task_claim_index::Migration),
         ]
     }
 }

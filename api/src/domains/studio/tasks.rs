@@ -9,10 +9,8 @@
 //! States: `pending` -> `in_progress` -> `completed` | `failed`, and `in_progress` ->
 //! `pending` for a retry or an expired lease ([`Status::may_become`]).
 
-use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{
-    Condition, Expr, ExprTrait, LockBehavior, LockType, Order, Query, SelectStatement,
-};
+use chrono::Utc;
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Order, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Value};
 use serde_json::json;
 use uuid::Uuid;
@@ -118,47 +116,50 @@ fn ai_tasks() -> ApiResult<&'static Table> {
     tables().named("ai_tasks")
 }
 
-/// Which tasks may be claimed now: waiting ones, and held ones whose lease ran out with
-/// attempts left.
-fn claimable(now: DateTime<Utc>) -> Condition {
-    Condition::any()
-        .add(Expr::col("status").eq(Status::Pending.as_str()))
-        .add(
-            Condition::all()
-                .add(Expr::col("status").eq(Status::InProgress.as_str()))
-                .add(Expr::col("lease_expires_at").lt(now))
-                .add(Expr::col("attempts").lt(Expr::col("max_attempts"))),
-        )
-}
-
-/// `urgent` first, then `high`, `medium`, `low`.
-fn priority_rank() -> Expr {
-    Expr::case(Expr::col("priority").eq("urgent"), 0)
-        .case(Expr::col("priority").eq("high"), 1)
-        .case(Expr::col("priority").eq("medium"), 2)
-        .finally(3)
-        .into()
+/// The next task the worker may claim: the highest-priority, oldest pending one (read
+/// from `idx_tasks_claim`, the first row no other claim has locked), else one whose lease
+/// ran out with attempts left (which the sweeper would otherwise put back). Returns its id
+/// and status.
+async fn next_claimable(
+    ctx: &WriteCtx<'_>,
+    types: &[String],
+) -> ApiResult<Option<sea_orm::QueryResult>> {
+    use migration::task_queue::{HELD, PENDING, PRIORITY_RANK};
+    let table = ai_tasks()?;
+    let candidates = |state: &str| -> ApiResult<SelectStatement> {
+        let mut next = Query::select();
+        next.from(table.name)
+            .columns(["id", "status"])
+            .and_where(Expr::cust(state.to_owned()))
+            .cond_where(ctx.scope.write_condition(table)?)
+            .limit(1)
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        if !types.is_empty() {
+            next.and_where(Expr::col("task_name").is_in(types.iter().cloned()));
+        }
+        Ok(next)
+    };
+    let mut pending = candidates(PENDING)?;
+    pending
+        .order_by_expr(Expr::cust(PRIORITY_RANK), Order::Asc)
+        .order_by("created_at", Order::Asc)
+        .order_by("id", Order::Asc);
+    if let Some(found) = ctx.db.query_one(&pending).await? {
+        return Ok(Some(found));
+    }
+    let mut expired = candidates(HELD)?;
+    expired
+        .and_where(Expr::col("lease_expires_at").lt(Utc::now()))
+        .and_where(Expr::col("attempts").lt(Expr::col("max_attempts")))
+        .order_by("lease_expires_at", Order::Asc);
+    Ok(ctx.db.query_one(&expired).await?)
 }
 
 /// Claims the next task the worker may run, or `None` when there is none.
 pub async fn claim(ctx: &WriteCtx<'_>, input: Claim) -> ApiResult<Option<Claimed>> {
     may_work(ctx)?;
     let table = ai_tasks()?;
-    let now = Utc::now();
-    let mut next: SelectStatement = Query::select();
-    next.from(table.name)
-        .columns(["id", "status"])
-        .cond_where(claimable(now))
-        .cond_where(ctx.scope.write_condition(table)?)
-        .order_by_expr(priority_rank(), Order::Asc)
-        .order_by("created_at", Order::Asc)
-        .order_by("id", Order::Asc)
-        .limit(1);
-    if !input.types.is_empty() {
-        next.and_where(Expr::col("task_name").is_in(input.types));
-    }
-    next.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-    let Some(found) = ctx.db.query_one(&next).await? else {
+    let Some(found) = next_claimable(ctx, &input.types).await? else {
         return Ok(None);
     };
     let task: Uuid = found.try_get_by_index(0)?;
