@@ -117,6 +117,8 @@ pub enum RequestDb {
 /// makes anyway when the connection comes back, instead of a `COMMIT` of its own.
 pub struct TxRequest {
     backend: DbBackend,
+    /// The claims the request runs under, restored after [`RequestDb::as_service`].
+    claims: String,
     transaction: tokio::sync::Mutex<Tx>,
 }
 
@@ -185,6 +187,7 @@ impl RequestDb {
         };
         Ok(Self::Transaction(Arc::new(TxRequest {
             backend: pool.get_database_backend(),
+            claims: claims.to_string(),
             transaction: tokio::sync::Mutex::new(tx),
         })))
     }
@@ -206,6 +209,40 @@ impl RequestDb {
                 "request transaction still in use at commit".to_owned(),
             )),
         }
+    }
+}
+
+impl RequestDb {
+    /// Runs `work` in this request's transaction with `service_role`'s claims, then puts
+    /// the request's own back: for the few steps a workflow takes on the service's account
+    /// after checking the caller itself (a new distributor's first owner, an accepted
+    /// invitation's membership), which the row-level security policies cannot tell from a
+    /// user joining someone else's distributor. Atomic with the rest of the request;
+    /// SQLite has no claims and runs `work` as is.
+    pub async fn as_service<T, E: From<DbErr>>(
+        &self,
+        work: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let Self::Transaction(request) = self else {
+            return work.await;
+        };
+        if request.backend != DbBackend::Postgres {
+            return work.await;
+        }
+        let set = |claims: &str| {
+            format!(
+                "SELECT set_config('request.jwt.claims', {}, true)",
+                quote_literal(claims)
+            )
+        };
+        request
+            .execute_unprepared(&set(r#"{"role":"service_role"}"#))
+            .await?;
+        let result = work.await?;
+        // After a failure the request rolls back (on PostgreSQL the transaction is already
+        // aborted), so only success needs the caller's claims back.
+        request.execute_unprepared(&set(&request.claims)).await?;
+        Ok(result)
     }
 }
 

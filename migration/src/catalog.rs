@@ -13,6 +13,40 @@ pub enum Tenant {
     Distributor,
 }
 
+/// A member's role in a distributor, weakest first: each may do what the ones before it
+/// may (seed 003's `user_profiles.role`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Reads the distributor's rows, writes none.
+    Viewer,
+    /// Also writes customers, conversations, messages and orders.
+    Member,
+    /// Also manages the catalog, webhooks, integrations and invitations.
+    Admin,
+    /// Also manages members, roles, the AI budget and the distributor itself.
+    Owner,
+}
+
+impl Role {
+    /// Every role, weakest first.
+    pub const ALL: [Self; 4] = [Self::Viewer, Self::Member, Self::Admin, Self::Owner];
+
+    /// The role as stored.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Member => "member",
+            Self::Admin => "admin",
+            Self::Owner => "owner",
+        }
+    }
+
+    /// The role stored as `text`.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+}
+
 /// One table of the schema.
 #[derive(Clone, Copy, Debug)]
 pub struct TableSpec {
@@ -39,6 +73,9 @@ pub struct TableSpec {
     pub feed_key: Option<&'static str>,
     /// How the API may write the table.
     pub writes: Writes,
+    /// For a distributor's table, the least role that writes it (generated writes and
+    /// workflows alike).
+    pub write_role: Role,
 }
 
 /// The generated mutations a table has, and which columns clients set through them.
@@ -149,6 +186,14 @@ impl TableSpec {
         }
     }
 
+    /// The table, written by members of at least `role` (distributor tables).
+    pub const fn role(self, role: Role) -> Self {
+        Self {
+            write_role: role,
+            ..self
+        }
+    }
+
     /// The table with this GraphQL type name.
     pub const fn type_name(self, name: &'static str) -> Self {
         Self {
@@ -176,6 +221,7 @@ const fn table(
         secrets: &[],
         feed_key: None,
         writes: Writes::WORKFLOW_ONLY,
+        write_role: Role::Member,
     }
 }
 
@@ -294,6 +340,8 @@ pub const TABLES: &[TableSpec] = &[
     shop("assignments", "experiments", false),
     shop("results_aggregates", "experiments", true).feed_key("experiment_id"),
     // distribution
+    // Made by `distributorCreate`; its settings (the AI budget among them) and its
+    // deletion are the owners'.
     table(
         "distributors",
         "distribution",
@@ -301,9 +349,30 @@ pub const TABLES: &[TableSpec] = &[
         "id",
         true,
     )
-    .writes(Writes::UPDATE),
-    distributor("user_profiles", true).feed_key("user_id"),
-    distributor("user_invitations", true).secrets(&["token_hash"]),
+    .role(Role::Owner)
+    .writes(Writes {
+        delete: true,
+        ..Writes::UPDATE
+    }),
+    // Made by `distributorCreate` and `userInvitationAccept`; owners change roles and
+    // remove members.
+    distributor("user_profiles", true)
+        .feed_key("user_id")
+        .role(Role::Owner)
+        .writes(Writes {
+            delete: true,
+            ..Writes::UPDATE
+                .fixed(&["user_id"])
+                .server_set(&["last_active_at"])
+        }),
+    // Made by `userInvitationCreate`; deleting one revokes it.
+    distributor("user_invitations", true)
+        .secrets(&["token_hash"])
+        .role(Role::Admin)
+        .writes(Writes {
+            delete: true,
+            ..Writes::WORKFLOW_ONLY
+        }),
     distributor("customers", true).writes(Writes::CRUD),
     distributor("customer_labels", true).writes(Writes::CRUD.fixed(&["customer_id"])),
     distributor("conversations", true).writes(
@@ -316,8 +385,10 @@ pub const TABLES: &[TableSpec] = &[
         .writes(Writes::CRUD.fixed(&["conversation_id"])),
     distributor("ai_responses", true),
     distributor("catalog_products", true)
+        .role(Role::Admin)
         .writes(Writes::CRUD.upsert_on(&["distributor_id", "sku"])),
     distributor("product_categories", true)
+        .role(Role::Admin)
         .writes(Writes::CRUD.upsert_on(&["distributor_id", "name"])),
     distributor("orders", true).writes(
         Writes::CRUD
@@ -326,10 +397,13 @@ pub const TABLES: &[TableSpec] = &[
     ),
     distributor("order_products", true).writes(Writes::CRUD.fixed(&["order_id"])),
     distributor("ai_usage_metrics", true),
-    distributor("webhook_endpoints", true).secrets(&["secret_enc"]),
-    distributor("webhook_deliveries", true),
+    distributor("webhook_endpoints", true)
+        .secrets(&["secret_enc"])
+        .role(Role::Admin),
+    distributor("webhook_deliveries", true).role(Role::Admin),
     distributor("external_integrations", true)
         .secrets(&["secrets_enc"])
+        .role(Role::Admin)
         .writes(Writes::CRUD.upsert_on(&["distributor_id", "provider"])),
     distributor("data_access_audits", false),
     distributor("pii_detections", false),
@@ -464,7 +538,7 @@ pub const CRITICAL_INDEXES: &[&str] = &[
     "orders_id_distributor_id_key",
     "webhook_endpoints_id_distributor_id_key",
     "distributors_slug_key",
-    "user_profiles_user_id_key",
+    "user_profiles_user_id_distributor_id_key",
     "user_invitations_token_hash_key",
     "customer_labels_customer_id_label_key",
     "customers_distributor_id_whatsapp_id_key",

@@ -30,6 +30,7 @@ mod m20261207_000016_add_payment_and_reservation_states;
 mod m20261207_000017_create_crawl_chunks;
 mod m20261207_000018_create_webhook_receipts;
 mod m20261207_000019_add_ai_task_claim_index;
+mod m20261207_000030_add_distributor_memberships;
 pub mod secure;
 
 pub use ddl::{SQLITE_NEW_UUID, SQLITE_NOW};
@@ -71,6 +72,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000017_create_crawl_chunks::Migration),
             Box::new(m20261207_000018_create_webhook_receipts::Migration),
             Box::new(m20261207_000019_add_ai_task_claim_index::Migration),
+            Box::new(m20261207_000030_add_distributor_memberships::Migration),
         ]
     }
 }

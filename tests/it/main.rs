@@ -6,6 +6,7 @@ mod common;
 mod content;
 mod crawling;
 mod credits;
+mod distribution;
 mod experiments;
 mod graphql;
 mod idempotency;

@@ -344,7 +344,7 @@ on_both_backends! {
         let state = api::build_state(t.db.clone(), keys()).unwrap();
         let broker = state.realtime.clone();
         let user = fixtures::user(&t.db, "ada@example.com").await;
-        let scope = Scope::User { id: user, distributors: Vec::new(), viewing: Vec::new() };
+        let scope = Scope::User { id: user, distributors: Vec::new(), roles: Vec::new() };
         let principal = api::auth::Principal::User { id: user, scopes: Vec::new() };
         let session = std::sync::Arc::new(Session::new(principal, scope));
         let notifications = api::tables::tables().get("notifications").unwrap().index;

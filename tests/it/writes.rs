@@ -233,6 +233,8 @@ fn plain_input(table: &str, tag: &str) -> Value {
             "allocation": { "control": 0.5, "b": 0.5 }, "variants": { "control": {}, "b": {} },
         }),
         "distributors" => json!({ "name": tag }),
+        "user_profiles" => json!({ "fullName": tag }),
+        "user_invitations" => json!({}),
         "customers" => json!({ "name": tag, "whatsappId": tag }),
         "customer_labels" => json!({ "label": tag }),
         "conversations" => json!({ "channel": "whatsapp" }),

@@ -21,6 +21,7 @@ pub use api_keys::KeyScope;
 
 use crate::error::ApiError;
 use crate::store::Scope;
+use migration::catalog::Role;
 
 /// The keys credentials are checked against.
 #[derive(Clone, Default)]
@@ -229,12 +230,12 @@ pub async fn scope_of<C: ConnectionTrait>(
                 .await?;
             Scope::User {
                 id: *id,
-                viewing: memberships
-                    .iter()
-                    .filter(|(_, role)| role == "viewer")
-                    .map(|(distributor, _)| *distributor)
+                distributors: memberships.iter().map(|(d, _)| *d).collect(),
+                // A role the catalog does not know reads only (the CHECK allows none).
+                roles: memberships
+                    .into_iter()
+                    .map(|(d, role)| (d, Role::parse(&role).unwrap_or(Role::Viewer)))
                     .collect(),
-                distributors: memberships.into_iter().map(|(d, _)| d).collect(),
             }
         }
     })

@@ -7,6 +7,7 @@
 //! - [`accounts`]: the activity log every workflow writes.
 //! - [`billing`]: the credits ledger and payments (seeds 001, 002).
 //! - [`crawling`]: crawl jobs, split into chunks that workers run (seed 001).
+//! - [`distribution`]: distributors, members, roles and invitations (seed 003).
 //! - [`experiments`]: experiments' lifecycle, patches and recommendations (seed 004).
 //! - [`shopify`]: products' versioned AI content (seed 000).
 //! - [`studio`]: the AI task queue (seed 002).
@@ -14,6 +15,7 @@
 pub mod accounts;
 pub mod billing;
 pub mod crawling;
+pub mod distribution;
 pub mod experiments;
 pub mod shopify;
 pub mod studio;

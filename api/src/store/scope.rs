@@ -4,7 +4,7 @@
 //! without an owner rule in the catalog cannot be read by anyone but `service_role`'s
 //! tools, and a principal that owns nothing of a table's kind sees none of its rows.
 
-use migration::catalog::Tenant;
+use migration::catalog::{Role, Tenant};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait};
 use uuid::Uuid;
 
@@ -22,8 +22,8 @@ pub enum Scope {
         id: Uuid,
         /// The distributors the user is a member of (through `user_profiles`).
         distributors: Vec<Uuid>,
-        /// Those of them where the user is only a `viewer`: read, never written.
-        viewing: Vec<Uuid>,
+        /// The user's role in each of them: what it may write there (a `viewer` nothing).
+        roles: Vec<(Uuid, Role)>,
     },
     /// A Shopify shop (session token): its own rows.
     Shop {
@@ -84,7 +84,8 @@ impl Scope {
 
     /// The write rule: the owners whose rows of `table` the scope may create, change and
     /// delete. Exactly the rows it reads ([`Scope::condition`]), minus shared rows (owner
-    /// null: `service_role` only) and the distributors where a user only views.
+    /// null: `service_role` only) and the distributors where the user's role is below the
+    /// table's `write_role` (a viewer writes nothing).
     pub fn write_condition(&self, table: &Table) -> Result<Condition, ApiError> {
         let Some(spec) = table.spec else {
             return Err(ApiError::Internal(format!(
@@ -97,7 +98,7 @@ impl Scope {
             (Self::Service, _) => Condition::all(),
             (Self::User { id, .. }, Tenant::User) => Condition::all().add(owner().eq(*id)),
             (Self::User { .. }, Tenant::Distributor) => {
-                Condition::all().add(owner().is_in(self.writable_distributors()))
+                Condition::all().add(owner().is_in(self.writable_distributors(table)))
             }
             (Self::Shop { id }, Tenant::Shop) => Condition::all().add(owner().eq(*id)),
             _ => Condition::all().add(Expr::cust("1 = 0")),
@@ -114,7 +115,7 @@ impl Scope {
             (Self::Service, _, _) => true,
             (Self::User { id, .. }, Tenant::User, Some(owner)) => owner == *id,
             (Self::User { .. }, Tenant::Distributor, Some(owner)) => {
-                self.writable_distributors().contains(&owner)
+                self.writable_distributors(table).contains(&owner)
             }
             (Self::Shop { id }, Tenant::Shop, Some(owner)) => owner == *id,
             _ => false,
@@ -127,7 +128,8 @@ impl Scope {
     pub fn own_key(&self, table: &Table) -> Option<Uuid> {
         match (self, table.spec?.tenant) {
             (Self::User { id, .. }, Tenant::User) | (Self::Shop { id }, Tenant::Shop) => Some(*id),
-            (Self::User { .. }, Tenant::Distributor) => match self.writable_distributors()[..] {
+            (Self::User { .. }, Tenant::Distributor) => match self.writable_distributors(table)[..]
+            {
                 [only] => Some(only),
                 _ => None,
             },
@@ -135,19 +137,27 @@ impl Scope {
         }
     }
 
-    fn writable_distributors(&self) -> Vec<Uuid> {
+    /// The user's role in `distributor`, if a member of it.
+    pub fn role_in(&self, distributor: Uuid) -> Option<Role> {
         match self {
-            Self::User {
-                distributors,
-                viewing,
-                ..
-            } => distributors
+            Self::User { roles, .. } => roles
                 .iter()
-                .filter(|d| !viewing.contains(d))
-                .copied()
-                .collect(),
-            _ => Vec::new(),
+                .find(|(d, _)| *d == distributor)
+                .map(|(_, role)| *role),
+            _ => None,
         }
+    }
+
+    /// The distributors whose rows of `table` the user's roles let it write.
+    fn writable_distributors(&self, table: &Table) -> Vec<Uuid> {
+        let (Self::User { roles, .. }, Some(spec)) = (self, table.spec) else {
+            return Vec::new();
+        };
+        roles
+            .iter()
+            .filter(|(_, role)| *role >= spec.write_role && *role > Role::Viewer)
+            .map(|(d, _)| *d)
+            .collect()
     }
 }
 
@@ -160,7 +170,17 @@ mod tests {
         Scope::User {
             id: Uuid::new_v4(),
             distributors: distributors.to_vec(),
-            viewing: viewing.to_vec(),
+            roles: distributors
+                .iter()
+                .map(|d| {
+                    let role = if viewing.contains(d) {
+                        Role::Viewer
+                    } else {
+                        Role::Owner
+                    };
+                    (*d, role)
+                })
+                .collect(),
         }
     }
 
@@ -176,6 +196,28 @@ mod tests {
         // The one distributor it may write is the default owner of a new row.
         assert_eq!(scope.own_key(orders), Some(a));
         assert_eq!(member(&[a, b], &[]).own_key(orders), None);
+    }
+
+    #[test]
+    fn each_role_writes_the_tables_of_its_rank_and_below() {
+        let t = tables();
+        let d = Uuid::new_v4();
+        let as_role = |role| Scope::User {
+            id: Uuid::new_v4(),
+            distributors: vec![d],
+            roles: vec![(d, role)],
+        };
+        let writes = |role, table: &str| as_role(role).may_write(t.get(table).unwrap(), Some(d));
+
+        assert!(!writes(Role::Viewer, "customers"));
+        assert!(writes(Role::Member, "orders"));
+        assert!(!writes(Role::Member, "catalog_products"));
+        assert!(writes(Role::Admin, "webhook_endpoints"));
+        assert!(!writes(Role::Admin, "distributors"));
+        assert!(!writes(Role::Admin, "user_profiles"));
+        assert!(writes(Role::Owner, "distributors"));
+        // Reading does not depend on the role.
+        assert!(as_role(Role::Viewer).allows(t.get("catalog_products").unwrap(), Some(d)));
     }
 
     #[test]

@@ -10,8 +10,7 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    /// The member; unique (one distributor per user).
-    #[sea_orm(unique)]
+    /// The member; a user is a member of a distributor once, and may be of several.
     pub user_id: Uuid,
     /// `owner`, `admin`, `member` or `viewer`.
     #[sea_orm(column_type = "String(StringLen::N(20))")]

@@ -222,7 +222,7 @@ fn user_scope(id: Uuid) -> Scope {
     Scope::User {
         id,
         distributors: Vec::new(),
-        viewing: Vec::new(),
+        roles: Vec::new(),
     }
 }
 

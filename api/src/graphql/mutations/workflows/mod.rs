@@ -16,6 +16,7 @@ use uuid::Uuid;
 mod accounts;
 mod billing;
 mod crawling;
+mod distribution;
 mod experiments;
 mod shopify;
 mod studio;
@@ -35,6 +36,7 @@ fn declarations() -> Vec<Declaration> {
         accounts::declarations(),
         billing::declarations(),
         crawling::declarations(),
+        distribution::declarations(),
         experiments::declarations(),
         shopify::declarations(),
         studio::declarations(),
@@ -93,6 +95,20 @@ struct Declaration {
     input: Vec<InputValue>,
     payload: Vec<Declared>,
     body: Body,
+    /// Whether the workflow changes the caller's memberships, so that its payload is read
+    /// under the scope as it is afterwards.
+    rescope: bool,
+}
+
+impl Declaration {
+    /// The workflow changes the caller's memberships (a new distributor, an accepted
+    /// invitation): its payload is read under the caller's scope as it now is.
+    fn rescoped(self) -> Self {
+        Self {
+            rescope: true,
+            ..self
+        }
+    }
 }
 
 /// Declares workflow `name`: `parse` turns its input into the domain's input, `work`
@@ -146,6 +162,7 @@ fn declare<I: Send + 'static, O: Send + Sync + 'static>(
         input,
         payload,
         body,
+        rescope: false,
     }
 }
 
@@ -342,11 +359,18 @@ async fn respond(
         ),
     };
     let answers = (declaration.body)(&req.work(), Input(input)).await?;
+    let rescoped;
+    let scope = if declaration.rescope {
+        rescoped = crate::auth::scope_of(&req.db, &req.principal).await?;
+        &rescoped
+    } else {
+        &req.scope
+    };
     let mut payload = Payload::default();
     for (field, answer) in answers {
         match answer {
             Answer::Row(table, Some(id)) => {
-                if let Some(row) = read_row(&req.db, &req.scope, table, id).await? {
+                if let Some(row) = read_row(&req.db, scope, table, id).await? {
                     payload = payload.with(field, Out::Row(row));
                 }
             }
