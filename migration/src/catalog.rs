@@ -382,7 +382,11 @@ pub const TABLES: &[TableSpec] = &[
     ),
     distributor("messages", true)
         .feed_key("conversation_id")
-        .writes(Writes::CRUD.fixed(&["conversation_id"])),
+        .writes(
+            Writes::CRUD
+                .fixed(&["conversation_id"])
+                .server_set(&["body_redacted"]),
+        ),
     distributor("ai_responses", true),
     distributor("catalog_products", true)
         .role(Role::Admin)
@@ -431,6 +435,10 @@ pub const NEW_USER_TRIGGER: &str = "on_auth_user_created";
 
 /// The trigger on `credit_accounts` that keeps each balance equal to its ledger.
 pub const LEDGER_TRIGGER: &str = "credit_accounts_balance_ledger";
+
+/// The trigger on `messages` that keeps each conversation's `unread_count` and
+/// `last_message_at`.
+pub const MESSAGE_COUNTS_TRIGGER: &str = "messages_conversation_counts";
 
 /// Indexes the service relies on, on both backends: the seeds' named indexes, the uniques
 /// that keep data consistent, and the partial and expression indexes.

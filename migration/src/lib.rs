@@ -31,6 +31,7 @@ mod m20261207_000017_create_crawl_chunks;
 mod m20261207_000018_create_webhook_receipts;
 mod m20261207_000019_add_ai_task_claim_index;
 mod m20261207_000030_add_distributor_memberships;
+mod m20261207_000031_add_message_counters_and_pii;
 pub mod secure;
 
 pub use ddl::{SQLITE_NEW_UUID, SQLITE_NOW};
@@ -73,6 +74,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000018_create_webhook_receipts::Migration),
             Box::new(m20261207_000019_add_ai_task_claim_index::Migration),
             Box::new(m20261207_000030_add_distributor_memberships::Migration),
+            Box::new(m20261207_000031_add_message_counters_and_pii::Migration),
         ]
     }
 }

@@ -12,6 +12,7 @@ mod graphql;
 mod idempotency;
 mod isolation;
 mod journeys;
+mod messages;
 mod notifications;
 mod payments;
 mod plans;

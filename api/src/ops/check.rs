@@ -9,7 +9,8 @@ use std::fmt;
 use chrono::{Datelike, Months, Utc};
 use entity::registry::{self, EntityColumn};
 use migration::catalog::{
-    self, CRITICAL_INDEXES, LEDGER_TRIGGER, NEW_USER_TRIGGER, POSTGRES_INDEXES, TABLES,
+    self, CRITICAL_INDEXES, LEDGER_TRIGGER, MESSAGE_COUNTS_TRIGGER, NEW_USER_TRIGGER,
+    POSTGRES_INDEXES, TABLES,
 };
 use migration::introspect::{self, DbColumn};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, Query, TableRef};
@@ -132,6 +133,7 @@ pub async fn run<C: ConnectionTrait>(db: &C) -> Result<Report, DbErr> {
         .chain([
             ("users".to_owned(), NEW_USER_TRIGGER.to_owned()),
             ("credit_accounts".to_owned(), LEDGER_TRIGGER.to_owned()),
+            ("messages".to_owned(), MESSAGE_COUNTS_TRIGGER.to_owned()),
         ])
         .collect();
     let missing: Vec<String> = expected

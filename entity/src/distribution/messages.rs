@@ -21,6 +21,9 @@ pub struct Model {
     pub channel: String,
     /// The text; null for a message that is only attachments.
     pub body: Option<String>,
+    /// The body with the PII found in it masked (`pii_detections`); what viewers and
+    /// members are meant to read. Set by the service.
+    pub body_redacted: Option<String>,
     /// JSON array of media: `{ "type", "url", "mime_type", "caption" }`.
     #[sea_orm(column_type = "JsonBinary")]
     pub attachments: Json,

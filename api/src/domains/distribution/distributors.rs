@@ -139,11 +139,8 @@ pub async fn create(ctx: &WriteCtx<'_>, input: NewDistributor) -> ApiResult<Crea
         distributor,
         Some(distributor),
     ));
-    ctx.outbox.record(Write::insert(
-        "user_profiles",
-        membership,
-        Some(distributor),
-    ));
+    ctx.outbox
+        .record(Write::insert("user_profiles", membership, Some(distributor)).key(*user));
     activity::record(
         ctx,
         Change {

@@ -194,11 +194,8 @@ pub async fn accept(ctx: &WriteCtx<'_>, token: String) -> ApiResult<Uuid> {
             Ok((invitation, distributor, role))
         })
         .await?;
-    ctx.outbox.record(Write::insert(
-        "user_profiles",
-        membership,
-        Some(distributor),
-    ));
+    ctx.outbox
+        .record(Write::insert("user_profiles", membership, Some(distributor)).key(*user));
     ctx.outbox.record(Write::update(
         "user_invitations",
         invitation,

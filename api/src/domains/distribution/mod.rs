@@ -12,6 +12,8 @@
 
 pub mod distributors;
 pub mod invitations;
+pub mod messages;
+pub mod pii;
 
 use migration::catalog::Role;
 use uuid::Uuid;

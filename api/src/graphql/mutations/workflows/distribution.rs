@@ -7,6 +7,7 @@ use super::{Declaration, Input, Returned, declare, text};
 use crate::auth::passwords::Email;
 use crate::domains::distribution::distributors::{self, Created, NewDistributor};
 use crate::domains::distribution::invitations::{self, Invited, NewInvitation};
+use crate::domains::distribution::messages::{self, Inbound, Outbound, Received};
 use crate::domains::distribution::parse_role;
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::mutations::Right;
@@ -104,5 +105,99 @@ pub(super) fn declarations() -> Vec<Declaration> {
             )],
         )
         .rescoped(),
+        declare(
+            "messageReceive",
+            "Stores an inbound message (`service_role`, for the channel providers): once per \
+             external id (a retry returns the stored one), with its customer and open \
+             conversation found or made, and the PII in it recorded; `messageReceived` \
+             subscribers hear it.",
+            Right::Write,
+            vec![
+                InputValue::new("distributorId", TypeRef::named_nn(TypeRef::ID))
+                    .description("The distributor's global id."),
+                InputValue::new("channel", TypeRef::named_nn(TypeRef::STRING))
+                    .description("`whatsapp`, `sms` or `email`."),
+                InputValue::new("externalId", TypeRef::named_nn(TypeRef::STRING))
+                    .description("The provider's message id, 1 to 255 characters."),
+                InputValue::new("from", TypeRef::named_nn(TypeRef::STRING)).description(
+                    "The sender: a phone number (whatsapp, sms) or an email address (email).",
+                ),
+                text("senderName", "The sender's name, for a new customer."),
+                InputValue::new("body", TypeRef::named_nn(TypeRef::STRING))
+                    .description("The text, 1 to 10,000 characters."),
+                InputValue::new("sentAt", TypeRef::named("DateTime"))
+                    .description("When the provider received it; now by default."),
+            ],
+            |input| {
+                let sent_at = input
+                    .string("sentAt")?
+                    .map(|t| {
+                        chrono::DateTime::parse_from_rfc3339(&t)
+                            .map(|t| t.to_utc())
+                            .map_err(|_| ApiError::bad_input("input.sentAt", "is not a date-time"))
+                    })
+                    .transpose()?;
+                Inbound::parse(
+                    Some(input.id("distributorId", "Distributor")?),
+                    &input.string("channel")?.unwrap_or_default(),
+                    &input.string("externalId")?.unwrap_or_default(),
+                    &input.string("from")?.unwrap_or_default(),
+                    input.string("senderName")?.as_deref(),
+                    &input.string("body")?.unwrap_or_default(),
+                    sent_at,
+                )
+            },
+            |ctx, inbound| Box::pin(messages::receive(ctx, inbound)),
+            vec![
+                Returned::Row("message", "messages", |r: &Received| Some(r.message)),
+                Returned::Row("conversation", "conversations", |r: &Received| {
+                    Some(r.conversation)
+                }),
+                Returned::Value(
+                    "duplicate",
+                    TypeRef::BOOLEAN,
+                    "Whether the message had been stored before: nothing changed.",
+                    |r: &Received| Some(GqlValue::from(r.duplicate)),
+                ),
+            ],
+        ),
+        declare(
+            "messageSend",
+            "Records an outbound message in a conversation (members and up), `queued` for the \
+             channel's provider.",
+            Right::Write,
+            vec![
+                InputValue::new("conversationId", TypeRef::named_nn(TypeRef::ID))
+                    .description("The conversation's global id."),
+                InputValue::new("body", TypeRef::named_nn(TypeRef::STRING))
+                    .description("The text, 1 to 10,000 characters."),
+            ],
+            |input| {
+                Outbound::parse(
+                    input.id("conversationId", "Conversation")?,
+                    &input.string("body")?.unwrap_or_default(),
+                )
+            },
+            |ctx, outbound| Box::pin(messages::send(ctx, outbound)),
+            vec![Returned::Row("message", "messages", |id: &uuid::Uuid| {
+                Some(*id)
+            })],
+        ),
+        declare(
+            "conversationMarkRead",
+            "Marks a conversation read: its unread count goes back to 0 (members and up).",
+            Right::Write,
+            vec![
+                InputValue::new("conversationId", TypeRef::named_nn(TypeRef::ID))
+                    .description("The conversation's global id."),
+            ],
+            |input| input.id("conversationId", "Conversation"),
+            |ctx, conversation| Box::pin(messages::mark_read(ctx, conversation)),
+            vec![Returned::Row(
+                "conversation",
+                "conversations",
+                |id: &uuid::Uuid| Some(*id),
+            )],
+        ),
     ]
 }
