@@ -226,3 +226,47 @@ on_both_backends! {
         assert_eq!(count(&app, "user_invitations").await, 0);
     }
 }
+
+/// Seed 003's `get_current_distributor_id()` under `claims`, as the app's role.
+async fn current_distributor(app: &TestApp, claims: Value) -> Option<Uuid> {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let txn = app.t.db.begin().await.unwrap();
+    txn.execute_unprepared(&format!(
+        "SELECT set_config('request.jwt.claims', '{claims}', true), set_config('role', '{}', true)",
+        migration::APP_ROLE
+    ))
+    .await
+    .unwrap();
+    let row = txn
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT get_current_distributor_id()",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index(0).unwrap()
+}
+
+on_both_backends! {
+    async fn get_current_distributor_id_follows_the_claims_on_postgres(t) {
+        let app = TestApp::new(t).await;
+        if !app.t.is_postgres() {
+            return;
+        }
+        let ada = person(&app, "ada@example.com").await;
+        let (_, first) = distributor(&app, &ada, "First").await;
+        let sub = ada.id.to_string();
+
+        let only = current_distributor(&app, json!({ "sub": sub, "role": "authenticated" })).await;
+        let (_, second) = distributor(&app, &ada, "Second").await;
+        let ambiguous = current_distributor(&app, json!({ "sub": sub, "role": "authenticated" })).await;
+        let chosen = current_distributor(&app, json!({ "sub": sub, "role": "authenticated", "distributor_id": second })).await;
+        let foreign = current_distributor(&app, json!({ "sub": sub, "role": "authenticated", "distributor_id": Uuid::new_v4() })).await;
+
+        assert_eq!(only, Some(first));
+        assert_eq!(ambiguous, None);
+        assert_eq!(chosen, Some(second));
+        assert_eq!(foreign, None);
+    }
+}
