@@ -72,11 +72,13 @@ pub enum InputCode {
     /// The row's state does not allow the change (a payment completed twice over, a
     /// finished job cancelled).
     InvalidTransition,
+    /// The distributor's monthly AI budget is spent.
+    BudgetExceeded,
 }
 
 impl InputCode {
     /// Every code, for the GraphQL enum.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Blank,
         Self::Invalid,
         Self::Taken,
@@ -88,6 +90,7 @@ impl InputCode {
         Self::InsufficientCredits,
         Self::LeaseLost,
         Self::InvalidTransition,
+        Self::BudgetExceeded,
     ];
 
     /// The code's name, as clients see it.
@@ -104,6 +107,7 @@ impl InputCode {
             Self::InsufficientCredits => "INSUFFICIENT_CREDITS",
             Self::LeaseLost => "LEASE_LOST",
             Self::InvalidTransition => "INVALID_TRANSITION",
+            Self::BudgetExceeded => "BUDGET_EXCEEDED",
         }
     }
 
@@ -123,6 +127,7 @@ impl InputCode {
             Self::InsufficientCredits => "The credit balance is short of the amount.",
             Self::LeaseLost => "The lease expired, or another worker holds the task.",
             Self::InvalidTransition => "The row's state does not allow this change.",
+            Self::BudgetExceeded => "The distributor's monthly AI budget is spent.",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Stratix's integration tests: one binary, every test on SQLite and on PostgreSQL.
 #![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
+mod ai_budget;
 mod auth;
 mod common;
 mod content;

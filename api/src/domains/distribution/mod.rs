@@ -10,6 +10,7 @@
 //! - [`invitations`]: `userInvitationCreate` (admins) and `userInvitationAccept` (the
 //!   invitee, signed in with the invited email).
 
+pub mod ai;
 pub mod distributors;
 pub mod invitations;
 pub mod messages;

@@ -3,8 +3,9 @@
 use async_graphql::Value as GqlValue;
 use async_graphql::dynamic::{InputValue, TypeRef};
 
-use super::{Declaration, Input, Returned, declare, text};
+use super::{Declaration, Input, Returned, declare, int, text};
 use crate::auth::passwords::Email;
+use crate::domains::distribution::ai::{self, NewResponse};
 use crate::domains::distribution::distributors::{self, Created, NewDistributor};
 use crate::domains::distribution::invitations::{self, Invited, NewInvitation};
 use crate::domains::distribution::messages::{self, Inbound, Outbound, Received};
@@ -196,6 +197,46 @@ pub(super) fn declarations() -> Vec<Declaration> {
             vec![Returned::Row(
                 "conversation",
                 "conversations",
+                |id: &uuid::Uuid| Some(*id),
+            )],
+        ),
+        declare(
+            "aiResponseRecord",
+            "Records the AI worker's reading of a message (`service_role`): marks the message \
+             processed and adds to the day's `aiUsageMetrics`; once the month's AI cost has \
+             reached the distributor's budget, refused with `BUDGET_EXCEEDED`. Crossing the \
+             alert threshold and the budget each notify the owners once.",
+            Right::Write,
+            vec![
+                InputValue::new("messageId", TypeRef::named_nn(TypeRef::ID))
+                    .description("The message's global id."),
+                InputValue::new("extractedData", TypeRef::named("JSON")).description(
+                    "What was extracted, a JSON object (`items: [{sku, name, quantity}]` for \
+                     an order).",
+                ),
+                InputValue::new("confidence", TypeRef::named_nn("Decimal")).description("0 to 1."),
+                InputValue::new("model", TypeRef::named_nn(TypeRef::STRING))
+                    .description("The model, 1 to 100 characters."),
+                int("promptTokens", "Tokens in, 0 or more."),
+                int("completionTokens", "Tokens out, 0 or more."),
+                InputValue::new("cost", TypeRef::named_nn("Decimal"))
+                    .description("What the call cost, 0 or more."),
+            ],
+            |input| {
+                NewResponse::parse(
+                    input.id("messageId", "Message")?,
+                    input.json("extractedData")?,
+                    &input.decimal_text("confidence")?,
+                    &input.string("model")?.unwrap_or_default(),
+                    input.int("promptTokens")?,
+                    input.int("completionTokens")?,
+                    &input.decimal_text("cost")?,
+                )
+            },
+            |ctx, response| Box::pin(ai::record(ctx, response)),
+            vec![Returned::Row(
+                "aiResponse",
+                "ai_responses",
                 |id: &uuid::Uuid| Some(*id),
             )],
         ),
