@@ -394,9 +394,11 @@ pub const TABLES: &[TableSpec] = &[
     distributor("product_categories", true)
         .role(Role::Admin)
         .writes(Writes::CRUD.upsert_on(&["distributor_id", "name"])),
+    // The status moves only through `orderUpdateStatus` (its state machine).
     distributor("orders", true).writes(
         Writes::CRUD
             .fixed(&["customer_id"])
+            .server_set(&["status"])
             .upsert_on(&["distributor_id", "order_number"]),
     ),
     distributor("order_products", true).writes(Writes::CRUD.fixed(&["order_id"])),

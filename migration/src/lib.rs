@@ -32,6 +32,7 @@ mod m20261207_000018_create_webhook_receipts;
 mod m20261207_000019_add_ai_task_claim_index;
 mod m20261207_000030_add_distributor_memberships;
 mod m20261207_000031_add_message_counters_and_pii;
+mod m20261207_000032_add_order_review_states;
 pub mod secure;
 
 pub use ddl::{SQLITE_NEW_UUID, SQLITE_NOW};
@@ -75,6 +76,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000019_add_ai_task_claim_index::Migration),
             Box::new(m20261207_000030_add_distributor_memberships::Migration),
             Box::new(m20261207_000031_add_message_counters_and_pii::Migration),
+            Box::new(m20261207_000032_add_order_review_states::Migration),
         ]
     }
 }

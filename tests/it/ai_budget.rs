@@ -78,3 +78,70 @@ on_both_backends! {
         assert_eq!(admin_notes.data()["notifications"]["totalCount"], 0);
     }
 }
+
+const FROM_AI: &str = "mutation($i: OrderCreateFromAiResponseInput!) { orderCreateFromAiResponse(input: $i) { order { id status totalAmount source orderProducts { nodes { sku productName quantity unitPrice lineTotal } } } userErrors { field code message } } }";
+const STATUS: &str = "mutation($i: OrderUpdateStatusInput!) { orderUpdateStatus(input: $i) { order { status } userErrors { field code message } } }";
+
+/// The global id of the AI response `message` got, for `items` at `confidence`.
+async fn ai_response(app: &TestApp, message: &str, confidence: &str, items: Value) -> String {
+    let mut input = response(message, "0.01", json!({ "items": items }));
+    input["i"]["confidence"] = json!(confidence);
+    let reply = app.query(RECORD, input).await;
+    reply.data()["aiResponseRecord"]["aiResponse"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", reply.body))
+        .to_owned()
+}
+
+on_both_backends! {
+    async fn an_order_is_made_from_an_ai_response_and_moves_by_its_state_machine(t) {
+        let app = TestApp::new(t).await;
+        let owner = person(&app, "owner@example.com").await;
+        let (gid, _) = distributor(&app, &owner, "Acme").await;
+        let viewer = member(&app, &owner, "viewer@example.com", "viewer").await;
+        for (sku, name, price) in [("APL-1", "Red Apples", "2.50"), ("BAN-1", "Bananas", "1.20")] {
+            let made = app.graphql(Some(&owner.token),
+                "mutation($i: CatalogProductCreateInput!) { catalogProductCreate(input: $i) { catalogProduct { id } userErrors { code } } }",
+                json!({ "i": { "sku": sku, "name": name, "price": price } })).await;
+            assert!(made.data()["catalogProductCreate"]["catalogProduct"].is_object(), "{}", made.body);
+        }
+        let sure = ai_response(&app, &message(&app, &gid, "w1", "2 apples, 3 bananas").await, "0.92",
+            json!([{ "sku": "APL-1", "quantity": 2 }, { "name": "  BANANAS ", "quantity": "3" }])).await;
+        let unsure = ai_response(&app, &message(&app, &gid, "w2", "some apples?").await, "0.5",
+            json!([{ "name": "red apples", "quantity": 1 }])).await;
+        let unknown = ai_response(&app, &message(&app, &gid, "w3", "pears").await, "0.99",
+            json!([{ "sku": "APL-1", "quantity": 1 }, { "sku": "PEAR-9", "name": "Pears", "quantity": 1 }])).await;
+
+        let by_viewer = app.graphql(Some(&viewer.token), FROM_AI, json!({ "i": { "aiResponseId": sure } })).await;
+        let made = app.graphql(Some(&owner.token), FROM_AI, json!({ "i": { "aiResponseId": sure } })).await;
+        let twice = app.graphql(Some(&owner.token), FROM_AI, json!({ "i": { "aiResponseId": sure } })).await;
+        let review = app.graphql(Some(&owner.token), FROM_AI, json!({ "i": { "aiResponseId": unsure } })).await;
+        let missing = app.graphql(Some(&owner.token), FROM_AI, json!({ "i": { "aiResponseId": unknown } })).await;
+        let order = made.data()["orderCreateFromAiResponse"]["order"]["id"].clone();
+        let mut moves = Vec::new();
+        for status in ["confirmed", "delivered", "fulfilled", "delivered", "cancelled"] {
+            let reply = app.graphql(Some(&owner.token), STATUS, json!({ "i": { "id": order, "status": status } })).await;
+            moves.push(reply);
+        }
+
+        assert!(by_viewer.data()["orderCreateFromAiResponse"]["order"].is_null(), "{}", by_viewer.body);
+        let made = &made.data()["orderCreateFromAiResponse"]["order"];
+        assert_eq!(made["status"], "draft");
+        assert_eq!(made["source"], "ai");
+        assert_eq!(made["totalAmount"].as_str().unwrap().parse::<f64>().unwrap(), 8.6);
+        let lines = made["orderProducts"]["nodes"].as_array().unwrap();
+        assert_eq!(lines.len(), 2);
+        assert!(lines.iter().any(|l| l["sku"] == "BAN-1" && l["productName"] == "Bananas"));
+        assert_eq!(user_errors(&twice, "orderCreateFromAiResponse")[0]["code"], "INVALID_TRANSITION");
+        assert_eq!(review.data()["orderCreateFromAiResponse"]["order"]["status"], "needs_review", "{}", review.body);
+        let refusal = &user_errors(&missing, "orderCreateFromAiResponse")[0];
+        assert_eq!(refusal["code"], "NOT_FOUND", "{}", missing.body);
+        assert!(refusal["message"].as_str().unwrap().contains("PEAR-9"));
+        let statuses: Vec<Value> = moves.iter().map(|r| r.data()["orderUpdateStatus"]["order"]["status"].clone()).collect();
+        assert_eq!(statuses, [json!("confirmed"), Value::Null, json!("fulfilled"), json!("delivered"), Value::Null]);
+        assert_eq!(user_errors(&moves[1], "orderUpdateStatus")[0]["code"], "INVALID_TRANSITION");
+        let counts = app.query("{ orders { totalCount } orderProducts { totalCount } }", json!({})).await;
+        assert_eq!(counts.data()["orders"]["totalCount"], 2);
+        assert_eq!(counts.data()["orderProducts"]["totalCount"], 3);
+    }
+}

@@ -14,6 +14,7 @@ pub mod ai;
 pub mod distributors;
 pub mod invitations;
 pub mod messages;
+pub mod orders;
 pub mod pii;
 
 use migration::catalog::Role;

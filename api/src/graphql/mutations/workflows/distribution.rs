@@ -9,6 +9,7 @@ use crate::domains::distribution::ai::{self, NewResponse};
 use crate::domains::distribution::distributors::{self, Created, NewDistributor};
 use crate::domains::distribution::invitations::{self, Invited, NewInvitation};
 use crate::domains::distribution::messages::{self, Inbound, Outbound, Received};
+use crate::domains::distribution::orders::{self, Status as OrderStatus};
 use crate::domains::distribution::parse_role;
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::mutations::Right;
@@ -239,6 +240,54 @@ pub(super) fn declarations() -> Vec<Declaration> {
                 "ai_responses",
                 |id: &uuid::Uuid| Some(*id),
             )],
+        ),
+        declare(
+            "orderCreateFromAiResponse",
+            "Makes the order an AI response extracted (members and up): each item matched to \
+             the catalog by SKU, then by name (case and spacing aside), all or nothing; the \
+             totals computed from the lines; `needs_review` when the response's confidence is \
+             under the distributor's threshold.",
+            Right::Write,
+            vec![
+                InputValue::new("aiResponseId", TypeRef::named_nn(TypeRef::ID))
+                    .description("The AI response's global id."),
+            ],
+            |input| input.id("aiResponseId", "AiResponse"),
+            |ctx, response| Box::pin(orders::create_from_ai_response(ctx, response)),
+            vec![Returned::Row("order", "orders", |id: &uuid::Uuid| {
+                Some(*id)
+            })],
+        ),
+        declare(
+            "orderUpdateStatus",
+            "Moves an order (members and up): draft | needs_review -> confirmed -> fulfilled \
+             -> delivered, or cancelled before it is fulfilled; other moves are \
+             `INVALID_TRANSITION`.",
+            Right::Write,
+            vec![
+                InputValue::new("id", TypeRef::named_nn(TypeRef::ID))
+                    .description("The order's global id."),
+                InputValue::new("status", TypeRef::named_nn(TypeRef::STRING)).description(
+                    "`confirmed`, `fulfilled`, `delivered` or `cancelled` (or its current one).",
+                ),
+            ],
+            |input| {
+                let status = input.string("status")?.unwrap_or_default();
+                Ok((
+                    input.id("id", "Order")?,
+                    OrderStatus::parse(status.trim()).ok_or_else(|| {
+                        ApiError::bad_input(
+                            "input.status",
+                            "must be one of draft, needs_review, confirmed, fulfilled, \
+                             delivered, cancelled",
+                        )
+                    })?,
+                ))
+            },
+            |ctx, (order, next)| Box::pin(orders::update_status(ctx, order, next)),
+            vec![Returned::Row("order", "orders", |id: &uuid::Uuid| {
+                Some(*id)
+            })],
         ),
     ]
 }
