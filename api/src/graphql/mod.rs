@@ -45,8 +45,13 @@ pub fn batch_loader(db: RequestDb, scope: Scope) -> Batches {
     .delay(Duration::ZERO)
 }
 
-/// Builds the schema.
+/// Builds the schema, with introspection.
 pub fn schema(limits: Limits) -> Result<Schema, SchemaError> {
+    schema_with(limits, true)
+}
+
+/// Builds the schema; without `introspection`, `__schema` and `__type` answer nothing.
+pub fn schema_with(limits: Limits, introspection: bool) -> Result<Schema, SchemaError> {
     let mut query = Object::new("Query")
         .description("Every table as a Relay connection, and any row by its global id.")
         .field(
@@ -106,6 +111,9 @@ pub fn schema(limits: Limits) -> Result<Schema, SchemaError> {
         .register(query)
         .extension(limits)
         .limit_recursive_depth(64);
+    if !introspection {
+        builder = builder.disable_introspection();
+    }
     builder = scalars::register(builder);
     builder = types::register_common(builder);
     builder = mutations::register(builder);
