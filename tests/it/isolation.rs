@@ -35,6 +35,7 @@ fn claims(world: &World, side: Side, kind: Kind) -> Value {
         Kind::User => api::auth::Principal::User {
             id: tenants.user,
             scopes: Vec::new(),
+            key: None,
         },
         Kind::Shop => api::auth::Principal::Shop { id: tenants.shop },
     }

@@ -20,5 +20,6 @@ mod realtime;
 mod schema;
 mod shopify_webhooks;
 mod tasks;
+mod tokens;
 mod usage;
 mod writes;

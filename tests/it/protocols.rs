@@ -189,7 +189,7 @@ on_both_backends! {
         assert_eq!(per_principal["id"], "e");
         assert!(per_principal["payload"][0]["message"].as_str().unwrap().contains("maxSubscriptionsPerPrincipal"));
         // Closing the sockets gives their places back.
-        let principal = api::auth::Principal::User { id: user, scopes: vec![api::auth::KeyScope::Read, api::auth::KeyScope::Write] };
+        let principal = api::auth::Principal::User { id: user, scopes: vec![api::auth::KeyScope::Read, api::auth::KeyScope::Write], key: None };
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while server.operations.of(&principal) > 0 {
             assert!(std::time::Instant::now() < deadline, "{} still open", server.operations.of(&principal));

@@ -345,7 +345,7 @@ on_both_backends! {
         let broker = state.realtime.clone();
         let user = fixtures::user(&t.db, "ada@example.com").await;
         let scope = Scope::User { id: user, distributors: Vec::new(), viewing: Vec::new() };
-        let principal = api::auth::Principal::User { id: user, scopes: Vec::new() };
+        let principal = api::auth::Principal::User { id: user, scopes: Vec::new(), key: None };
         let session = std::sync::Arc::new(Session::new(principal, scope));
         let notifications = api::tables::tables().get("notifications").unwrap().index;
         let filter = Filter::new([notifications], Op::ALL);
@@ -425,6 +425,7 @@ async fn scopes_of(t: &TestDb, world: &World) -> Vec<Scope> {
         let principal = api::auth::Principal::User {
             id: tenants.user,
             scopes: Vec::new(),
+            key: None,
         };
         scopes.push(api::auth::scope_of(&t.db, &principal).await.unwrap());
         scopes.push(Scope::Shop { id: tenants.shop });
