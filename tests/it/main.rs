@@ -4,6 +4,7 @@
 mod auth;
 mod common;
 mod content;
+mod contention;
 mod crawling;
 mod credits;
 mod experiments;
