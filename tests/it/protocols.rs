@@ -146,6 +146,37 @@ on_both_backends! {
         }
     }
 
+    async fn nodes_answers_one_entry_per_id_in_order_with_null_where_unseen(t) {
+        let app = TestApp::new(t).await;
+        let mine = fixtures::shop(&app.t.db, "a.myshopify.com").await;
+        let theirs = fixtures::shop(&app.t.db, "b.myshopify.com").await;
+        let product = fixtures::product(&app.t.db, mine, "1").await;
+        let gid = |ty: &str, id: uuid::Uuid| format!("gid://stratix/{ty}/{id}");
+        let ids = json!([
+            gid("Product", product),
+            gid("Shop", theirs),
+            gid("Shop", uuid::Uuid::new_v4()),
+            gid("Shop", mine),
+            gid("Product", product),
+        ]);
+        let token = TestApp::shop_token("a.myshopify.com");
+        let query = "query($ids: [ID!]!) { nodes(ids: $ids) { id ... on Shop { domain } } }";
+
+        // Twice: a read that ran once may be answered by a compiled plan the second time.
+        let first = app.graphql(Some(&token), query, json!({ "ids": ids })).await;
+        let second = app.graphql(Some(&token), query, json!({ "ids": ids })).await;
+
+        let expected = json!([
+            { "id": ids[0] },
+            null,
+            null,
+            { "id": ids[3], "domain": "a.myshopify.com" },
+            { "id": ids[0] },
+        ]);
+        assert_eq!(first.data()["nodes"], expected);
+        assert_eq!(second.data()["nodes"], expected);
+    }
+
     async fn open_operations_are_capped_per_connection_and_per_principal(t) {
         let t = t.migrated().await;
         let mut options = api::state::Options::default();
