@@ -8,6 +8,7 @@ mod contention;
 mod crawling;
 mod credits;
 mod experiments;
+mod fuzz;
 mod graphql;
 mod idempotency;
 mod isolation;

@@ -33,7 +33,7 @@ impl Email {
                     && !domain.starts_with('.')
                     && !domain.ends_with('.')
             })
-            && !email.chars().any(char::is_whitespace);
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control());
         if valid {
             Ok(Self(email))
         } else {
@@ -127,6 +127,13 @@ pub async fn sign_up<C: ConnectionTrait>(
         && name.chars().count() > 255
     {
         return Err(ApiError::bad_input("name", "is longer than 255 characters"));
+    }
+    // PostgreSQL cannot store it; SQLite is held to the same rule.
+    if name.is_some_and(|name| name.contains('\0')) {
+        return Err(ApiError::bad_input(
+            "name",
+            "may not contain the NUL character",
+        ));
     }
     let password_hash = hash_off(password).await?;
     let taken = users::Entity::find()
