@@ -1,8 +1,11 @@
 //! Typed configuration, read once at start-up from the environment.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context as _;
+
+use crate::state::Options;
 
 /// The embedded default: a SQLite file in the working directory, created on first start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://stratix.db?mode=rwc";
@@ -10,8 +13,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://stratix.db?mode=rwc";
 /// Where `serve` listens unless `STRATIX_LISTEN` says otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
-/// The service's configuration.
-#[derive(Clone, Debug)]
+/// The service's configuration. Its `Debug` shows no secret (see below).
+#[derive(Clone)]
 pub struct Config {
     /// `DATABASE_URL`: `sqlite://...` or `postgres://...`.
     pub database_url: String,
@@ -33,6 +36,100 @@ pub struct Config {
     pub shopify_api_secret: Option<String>,
     /// `PAYMENTS_WEBHOOK_SECRET`: the key the payment provider signs its callbacks with.
     pub payments_webhook_secret: Option<String>,
+    /// Limits and switches (`STRATIX_MAX_*`, `STRATIX_*_TIMEOUT_MS`, `STRATIX_CORS_ORIGINS`,
+    /// `STRATIX_INTROSPECTION`, `STRATIX_GRAPHIQL`); development mode is decided by `serve`.
+    pub options: Options,
+}
+
+/// Secrets are never printed: the database URL without its password, the keys as whether
+/// they are set.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |secret: &Option<String>| secret.as_ref().map(|_| "<set>");
+        f.debug_struct("Config")
+            .field("database_url", &crate::redact(&self.database_url))
+            .field("database_pool_size", &self.database_pool_size)
+            .field("listen", &self.listen)
+            .field("jwt_secret", &set(&self.jwt_secret))
+            .field("jwt_jwks", &self.jwt_jwks)
+            .field("shopify_api_key", &self.shopify_api_key)
+            .field("shopify_api_secret", &set(&self.shopify_api_secret))
+            .field(
+                "payments_webhook_secret",
+                &set(&self.payments_webhook_secret),
+            )
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+/// Reads `name` as a positive number, or `None` when unset.
+fn positive<T: std::str::FromStr + PartialOrd + Default>(name: &str) -> anyhow::Result<Option<T>> {
+    let Some(text) = std::env::var(name).ok().filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    match text.parse::<T>() {
+        Ok(value) if value > T::default() => Ok(Some(value)),
+        _ => anyhow::bail!("{name}={text:?} is not a positive integer"),
+    }
+}
+
+/// Reads `name` as a boolean (`true`/`false`, `1`/`0`, `on`/`off`), or `default`.
+fn switch(name: &str, default: bool) -> anyhow::Result<bool> {
+    match std::env::var(name)
+        .ok()
+        .filter(|s| !s.is_empty())
+        .as_deref()
+    {
+        None => Ok(default),
+        Some("true" | "1" | "on" | "yes") => Ok(true),
+        Some("false" | "0" | "off" | "no") => Ok(false),
+        Some(other) => anyhow::bail!("{name}={other:?} is not true or false"),
+    }
+}
+
+/// The options from the environment, over the defaults.
+fn options_from_env() -> anyhow::Result<Options> {
+    let mut options = Options::default();
+    let limits = &mut options.limits;
+    let sizes: [(&str, &mut usize); 6] = [
+        ("STRATIX_MAX_BODY_BYTES", &mut limits.max_body_bytes),
+        (
+            "STRATIX_MAX_VARIABLES_BYTES",
+            &mut limits.max_variables_bytes,
+        ),
+        ("STRATIX_MAX_DOCUMENT_BYTES", &mut limits.max_document_bytes),
+        ("STRATIX_MAX_TOKENS", &mut limits.max_tokens),
+        (
+            "STRATIX_MAX_SUBSCRIPTIONS_PER_CONNECTION",
+            &mut limits.max_subscriptions_per_connection,
+        ),
+        (
+            "STRATIX_MAX_SUBSCRIPTIONS_PER_PRINCIPAL",
+            &mut limits.max_subscriptions_per_principal,
+        ),
+    ];
+    for (name, value) in sizes {
+        if let Some(set) = positive(name)? {
+            *value = set;
+        }
+    }
+    if let Some(ms) = positive("STRATIX_STATEMENT_TIMEOUT_MS")? {
+        limits.statement_timeout = Duration::from_millis(ms);
+    }
+    if let Some(ms) = positive("STRATIX_REQUEST_TIMEOUT_MS")? {
+        limits.request_timeout = Duration::from_millis(ms);
+    }
+    options.cors_origins = std::env::var("STRATIX_CORS_ORIGINS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|origin| !origin.is_empty())
+        .map(str::to_owned)
+        .collect();
+    options.introspection = switch("STRATIX_INTROSPECTION", true)?;
+    options.graphiql = switch("STRATIX_GRAPHIQL", true)?;
+    Ok(options)
 }
 
 impl Config {
@@ -60,7 +157,14 @@ impl Config {
             shopify_api_key: var("SHOPIFY_API_KEY"),
             shopify_api_secret: var("SHOPIFY_API_SECRET"),
             payments_webhook_secret: var("PAYMENTS_WEBHOOK_SECRET"),
+            options: options_from_env()?,
         })
+    }
+
+    /// Whether any key for user tokens is configured (`JWT_SECRET` or `JWT_JWKS`); without
+    /// one the service runs in development mode, which only SQLite allows.
+    pub fn has_user_keys(&self) -> bool {
+        self.jwt_secret.is_some() || self.jwt_jwks.is_some()
     }
 
     /// The keys credentials are verified with; without `JWT_SECRET`, `development` supplies

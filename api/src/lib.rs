@@ -56,10 +56,21 @@ pub async fn open_database(config: &Config) -> anyhow::Result<DatabaseConnection
     Ok(db)
 }
 
-/// Builds the application state: schema, keys and limits over `db`.
+/// Builds the application state with the default options: schema, keys and limits over
+/// `db`.
 pub fn build_state(db: DatabaseConnection, keys: auth::Keys) -> anyhow::Result<AppState> {
-    let limits = graphql::Limits::default();
-    let schema = graphql::schema(limits).context("building the GraphQL schema")?;
+    build_state_with(db, keys, state::Options::default())
+}
+
+/// Builds the application state with these options.
+pub fn build_state_with(
+    db: DatabaseConnection,
+    keys: auth::Keys,
+    options: state::Options,
+) -> anyhow::Result<AppState> {
+    let limits = options.limits;
+    let schema = graphql::schema_with(limits, options.introspection)
+        .context("building the GraphQL schema")?;
     // Starts listening now when a runtime is running (else on first use).
     let realtime = realtime::Broker::new(db.clone());
     realtime.start();
@@ -68,6 +79,8 @@ pub fn build_state(db: DatabaseConnection, keys: auth::Keys) -> anyhow::Result<A
         schema,
         keys: std::sync::Arc::new(keys),
         limits,
+        options: std::sync::Arc::new(options),
+        operations: realtime::socket::OpenOperations::default(),
         plans: std::sync::Arc::default(),
         api_scoping: true,
         realtime,
@@ -77,12 +90,19 @@ pub fn build_state(db: DatabaseConnection, keys: auth::Keys) -> anyhow::Result<A
 
 /// Runs the HTTP server until Ctrl-C.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    check_keys(&config)?;
     let db = open_database(&config).await?;
-    let keys = match &config.jwt_secret {
-        Some(_) => config.keys(None).await?,
-        None => development_keys(&config, &db).await?,
+    let development = !config.has_user_keys();
+    let keys = if development {
+        development_keys(&config, &db).await?
+    } else {
+        config.keys(None).await?
     };
-    let state = build_state(db.clone(), keys)?;
+    let options = state::Options {
+        development,
+        ..config.options.clone()
+    };
+    let state = build_state_with(db.clone(), keys, options)?;
     tokio::spawn(domains::accounts::usage::meter_requests(
         state.usage.clone(),
         db.clone(),
@@ -113,6 +133,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
+    Ok(())
+}
+
+/// Development mode (tokens signed with a secret made up at start) is for the embedded
+/// SQLite database only: a PostgreSQL deployment without keys would accept tokens nobody
+/// can verify later, so it does not start.
+pub fn check_keys(config: &Config) -> anyhow::Result<()> {
+    if !config.has_user_keys() && !config.database_url.starts_with("sqlite") {
+        anyhow::bail!(
+            "JWT_SECRET (or JWT_JWKS) must be set to serve {}: development mode, with a \
+             made-up secret and printed tokens, runs on SQLite only",
+            redact(&config.database_url)
+        );
+    }
     Ok(())
 }
 
