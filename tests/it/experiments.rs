@@ -170,6 +170,7 @@ on_both_backends! {
         let shop = fixtures::shop(&app.t.db, "stats.myshopify.com").await;
         let token = TestApp::shop_token("stats.myshopify.com");
         let experiment = fixtures::experiment(&app.t.db, shop, "cta").await;
+        fixtures::shop(&app.t.db, "else.myshopify.com").await;
         fixtures::result(&app.t.db, shop, experiment, "control", None, 5, "50.00").await;
         let b = fixtures::result(&app.t.db, shop, experiment, "b", None, 9, "90.00").await;
         fixtures::result(&app.t.db, shop, experiment, "b", Some("mobile"), 4, "40.00").await;
