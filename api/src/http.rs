@@ -1,5 +1,6 @@
 //! The HTTP surface: `/graphql` (POST, GET), GraphiQL at `/`, `/health`, and the
-//! signed callbacks under `/webhooks/` (`crate::webhooks`).
+//! signed callbacks under `/webhooks/` (`crate::webhooks`); `/ready` and `/metrics` are
+//! `ops::endpoints`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -123,6 +124,7 @@ fn access_of(batch: &mut BatchRequest) -> Access {
 }
 
 async fn execute(state: &AppState, headers: &HeaderMap, mut batch: BatchRequest) -> Response {
+    crate::telemetry::record::operation(&batch);
     let authenticated = match Credentials::from_headers(headers) {
         Ok(credentials) => auth::authenticate(&state.keys, &state.db, &credentials).await,
         Err(error) => Err(error),
@@ -183,7 +185,11 @@ async fn execute(state: &AppState, headers: &HeaderMap, mut batch: BatchRequest)
         match count_statements(counter.clone(), answer).await {
             Ok(Some(answer)) => {
                 return match request.finish(true).await {
-                    Ok(_) => plan_response(answer, counter.load(Ordering::Relaxed)),
+                    Ok(_) => {
+                        let statements = counter.load(Ordering::Relaxed);
+                        crate::telemetry::record::finished("OK", statements);
+                        plan_response(answer, statements)
+                    }
                     Err(error) => error_response(StatusCode::OK, &error),
                 };
             }
@@ -211,9 +217,14 @@ async fn execute(state: &AppState, headers: &HeaderMap, mut batch: BatchRequest)
             let statements = counter.load(Ordering::Relaxed);
             response.extension("sqlStatements", Value::from(statements))
         }
-        batch => {
+        BatchResponse::Batch(mut responses) => {
+            let statements = counter.load(Ordering::Relaxed);
+            for response in &mut responses {
+                crate::telemetry::record::response(response, 0);
+            }
+            crate::telemetry::record::finished("OK", statements);
             return match request.finish(ok).await {
-                Ok(_) => GraphQLResponse::from(batch).into_response(),
+                Ok(_) => GraphQLResponse::from(BatchResponse::Batch(responses)).into_response(),
                 Err(error) => error_response(StatusCode::OK, &error),
             };
         }
@@ -237,6 +248,7 @@ async fn execute(state: &AppState, headers: &HeaderMap, mut batch: BatchRequest)
         // Nothing of the request was kept: say so beside the payloads.
         response = response.extension("transaction", Value::from("ROLLED_BACK"));
     }
+    crate::telemetry::record::response(&mut response, counter.load(Ordering::Relaxed));
     GraphQLResponse::from(response).into_response()
 }
 
@@ -284,7 +296,10 @@ fn plan_response(answer: crate::graphql::plan::Answer, statements: usize) -> Res
 fn error_response(status: StatusCode, error: &ApiError) -> Response {
     let body = json!({
         "data": null,
-        "errors": [{ "message": error.to_string(), "extensions": { "code": error.code() } }],
+        "errors": [{
+            "message": error.to_string(),
+            "extensions": crate::telemetry::record::error_extensions(error.code()),
+        }],
     });
     (status, Json(body)).into_response()
 }

@@ -11,20 +11,22 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod idempotency;
+pub mod lifecycle;
 pub mod ops;
 pub mod realtime;
 pub mod request;
 pub mod state;
 pub mod store;
 pub mod tables;
+pub mod telemetry;
 pub mod webhooks;
 
 use anyhow::Context as _;
+use axum::Router;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{DatabaseConnection, DbBackend};
 
 pub use config::Config;
-pub use http::router;
 pub use state::AppState;
 
 /// Opens the database; an embedded SQLite file is migrated on first start.
@@ -32,14 +34,7 @@ pub use state::AppState;
 /// PostgreSQL is migrated explicitly (`stratix migrate up`, as the schema owner), so a
 /// service that connects as a less privileged role never needs DDL rights.
 pub async fn open_database(config: &Config) -> anyhow::Result<DatabaseConnection> {
-    let db = db::connect_with(&config.database_url, config.database_pool_size)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open the database at {}",
-                redact(&config.database_url)
-            )
-        })?;
+    let db = config.database.connect().await?;
     if db.get_database_backend() == DbBackend::Sqlite {
         Migrator::up(&db, None)
             .await
@@ -72,10 +67,22 @@ pub fn build_state(db: DatabaseConnection, keys: auth::Keys) -> anyhow::Result<A
         api_scoping: true,
         realtime,
         usage: Default::default(),
+        shutdown: lifecycle::Shutdown::default(),
     })
 }
 
-/// Runs the HTTP server until Ctrl-C.
+/// Builds the router the server and the tests use: the API, `/ready` and `/metrics`,
+/// with request ids and request metrics on every route.
+pub fn router(state: AppState) -> Router {
+    app(state, true)
+}
+
+fn app(state: AppState, with_metrics: bool) -> Router {
+    telemetry::layer(http::router(state.clone()).merge(ops::endpoints::routes(state, with_metrics)))
+}
+
+/// Runs the HTTP server until SIGTERM or SIGINT, then shuts down cleanly (see
+/// [`lifecycle`]).
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let db = open_database(&config).await?;
     let keys = match &config.jwt_secret {
@@ -83,36 +90,98 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         None => development_keys(&config, &db).await?,
     };
     let state = build_state(db.clone(), keys)?;
-    tokio::spawn(domains::accounts::usage::meter_requests(
-        state.usage.clone(),
+    let shutdown = state.shutdown.clone();
+    // Every instance flushes its own request counts (not a locked job); once more at exit.
+    let usage = state.usage.clone();
+    let meter = tokio::spawn(domains::accounts::usage::meter_requests(
+        usage.clone(),
         db.clone(),
         state.realtime.clone(),
     ));
-    tokio::spawn(domains::experiments::refresh_results(
-        db.clone(),
-        state.realtime.clone(),
-        domains::experiments::REFRESH_EVERY,
-    ));
-    tokio::spawn(domains::studio::sweep_leases(
-        db.clone(),
-        state.realtime.clone(),
-        domains::studio::SWEEP_EVERY,
-    ));
-    let app = router(state);
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let jobs = config
+        .jobs
+        .then(|| ops::jobs::start(&state, config.events_retention_months));
+    let listen = config.listen_addr();
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let metrics_server = match config.metrics_listen {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} for /metrics"))?;
+            let routes = telemetry::layer(ops::endpoints::metrics_routes(state.clone()));
+            Some(tokio::spawn(
+                axum::serve(listener, routes)
+                    .with_graceful_shutdown(shutdown.begun())
+                    .into_future(),
+            ))
+        }
+        None => None,
+    };
+    let app = app(state, config.metrics_listen.is_none());
     tracing::info!(
-        listen = %config.listen,
+        listen = %listen,
         database = db::backend_name(&db),
-        "stratix listening on http://{}",
-        config.listen
+        auth = config.auth_methods().join(","),
+        metrics = %config.metrics_listen.map_or_else(|| format!("{listen}/metrics"), |a| format!("{a}/metrics")),
+        jobs = config.jobs,
+        "stratix {} listening on http://{listen} ({} at {}; auth: {}; /metrics on {}; background jobs {})",
+        env!("CARGO_PKG_VERSION"),
+        db::backend_name(&db),
+        redact(&config.database.url),
+        config.auth_methods().join(", "),
+        config.metrics_listen.unwrap_or(listen),
+        if config.jobs { "on" } else { "off" },
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    let mut server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.begun())
+            .into_future(),
+    );
+    let signal = tokio::select! {
+        ended = &mut server => {
+            ended??;
+            anyhow::bail!("the server stopped on its own");
+        }
+        signal = lifecycle::signal() => signal,
+    };
+    let grace = config.shutdown_timeout;
+    tracing::info!(
+        signal,
+        "{signal}: shutting down; in-flight requests have {}s to finish",
+        grace.as_secs()
+    );
+    // Stop accepting, fail /ready, close WebSockets (1001).
+    shutdown.begin();
+    match tokio::time::timeout(grace, &mut server).await {
+        Ok(ended) => ended??,
+        Err(_) => {
+            tracing::warn!("requests still running after {}s; exiting", grace.as_secs());
+            server.abort();
+        }
+    }
+    if !shutdown
+        .sockets_closed(std::time::Duration::from_secs(5))
+        .await
+    {
+        tracing::warn!(
+            open = shutdown.websockets(),
+            "WebSockets still open at exit"
+        );
+    }
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.abort();
+    }
+    if let Some(jobs) = jobs {
+        jobs.stop().await;
+    }
+    meter.abort();
+    if let Err(error) = usage.flush(&db).await {
+        tracing::warn!(%error, "writing the last API request counts failed");
+    }
+    db.close().await.ok();
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -186,7 +255,7 @@ async fn development_keys(config: &Config, db: &DatabaseConnection) -> anyhow::R
         "development mode (no JWT_SECRET): GraphiQL at http://{}/ with a header\n  \
          demo user {DEMO_EMAIL}: Authorization: Bearer {}\n  \
          service_role:             Authorization: Bearer {}",
-        config.listen,
+        config.listen_addr(),
         token(demo.to_string(), "authenticated")?,
         token("development".to_owned(), "service_role")?,
     );

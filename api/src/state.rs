@@ -30,6 +30,8 @@ pub struct AppState {
     pub realtime: crate::realtime::Broker,
     /// Users' API requests, counted for `usage_metrics`.
     pub usage: crate::domains::accounts::usage::RequestMeter,
+    /// The server's shutdown signal (`/ready` fails and WebSockets close once it begins).
+    pub shutdown: crate::lifecycle::Shutdown,
 }
 
 impl AppState {

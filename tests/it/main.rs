@@ -2,6 +2,7 @@
 #![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 mod auth;
+mod backup;
 mod common;
 mod content;
 mod crawling;
@@ -12,6 +13,7 @@ mod idempotency;
 mod isolation;
 mod journeys;
 mod notifications;
+mod operations;
 mod payments;
 mod plans;
 mod realtime;

@@ -164,9 +164,11 @@ impl PlanCache {
         limits: &Limits,
     ) -> ApiResult<Option<Answer>> {
         let Some(plan) = self.read().get(key).cloned().flatten() else {
+            crate::telemetry::metrics::plan_lookup(false);
             return Ok(None);
         };
         let answer = plan.run(db, scope, variables, limits).await?;
+        crate::telemetry::metrics::plan_lookup(answer.is_some());
         if answer.is_some() {
             self.hits.fetch_add(1, Ordering::Relaxed);
         }
