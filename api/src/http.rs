@@ -1,11 +1,10 @@
-//! The HTTP surface: `/graphql` (POST, GET), GraphiQL at `/`, `/health`, and the
+//! The HTTP surface: `/graphql` (POST, GET), `/health`, and the
 //! signed callbacks under `/webhooks/` (`crate::webhooks`); `/ready` and `/metrics` are
-//! `ops::endpoints`.
+//! `ops::endpoints`, GraphiQL at `/` is `crate::graphiql`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, Executor as _, Value};
 use async_graphql_axum::rejection::GraphQLRejection;
@@ -14,7 +13,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{FromRequest as _, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
@@ -30,7 +29,6 @@ pub use crate::state::AppState;
 /// Builds the router the server and the tests use.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(graphiql))
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/health", get(health))
         .route(
@@ -42,16 +40,6 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(crate::webhooks::shopify::receive),
         )
         .with_state(state)
-}
-
-async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql")
-            .title("Stratix")
-            .finish(),
-    )
 }
 
 /// `POST /graphql`: one operation or a batch (at most `Limits::max_batch`).

@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod domains;
 pub mod error;
+pub mod graphiql;
 pub mod graphql;
 pub mod http;
 pub mod idempotency;
@@ -68,6 +69,7 @@ pub fn build_state(db: DatabaseConnection, keys: auth::Keys) -> anyhow::Result<A
         realtime,
         usage: Default::default(),
         shutdown: lifecycle::Shutdown::default(),
+        development_token: None,
     })
 }
 
@@ -78,18 +80,26 @@ pub fn router(state: AppState) -> Router {
 }
 
 fn app(state: AppState, with_metrics: bool) -> Router {
-    telemetry::layer(http::router(state.clone()).merge(ops::endpoints::routes(state, with_metrics)))
+    telemetry::layer(
+        http::router(state.clone())
+            .merge(graphiql::routes(state.clone()))
+            .merge(ops::endpoints::routes(state, with_metrics)),
+    )
 }
 
 /// Runs the HTTP server until SIGTERM or SIGINT, then shuts down cleanly (see
 /// [`lifecycle`]).
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let db = open_database(&config).await?;
-    let keys = match &config.jwt_secret {
-        Some(_) => config.keys(None).await?,
-        None => development_keys(&config, &db).await?,
+    let (keys, development_token) = match &config.jwt_secret {
+        Some(_) => (config.keys(None).await?, None),
+        None => {
+            let (keys, token) = development_keys(&config, &db).await?;
+            (keys, Some(token.into()))
+        }
     };
-    let state = build_state(db.clone(), keys)?;
+    let mut state = build_state(db.clone(), keys)?;
+    state.development_token = development_token;
     let shutdown = state.shutdown.clone();
     // Every instance flushes its own request counts (not a locked job); once more at exit.
     let usage = state.usage.clone();
@@ -203,8 +213,12 @@ pub fn redact(url: &str) -> String {
 pub const DEMO_EMAIL: &str = "demo@stratix.dev";
 
 /// Development mode (no `JWT_SECRET`): a random secret for this process, a demo user (made
-/// once, with its profile and credits), and ready tokens for it and for `service_role`.
-async fn development_keys(config: &Config, db: &DatabaseConnection) -> anyhow::Result<auth::Keys> {
+/// once, with its profile and credits), and ready tokens for it and for `service_role`;
+/// the keys, and the demo user's token for GraphiQL.
+async fn development_keys(
+    config: &Config,
+    db: &DatabaseConnection,
+) -> anyhow::Result<(auth::Keys, String)> {
     use entity::accounts::users;
     use sea_orm::{
         ActiveModelTrait as _, ColumnTrait as _, EntityTrait as _, QueryFilter as _, Set,
@@ -251,13 +265,13 @@ async fn development_keys(config: &Config, db: &DatabaseConnection) -> anyhow::R
             },
         )
     };
+    let demo_token = token(demo.to_string(), "authenticated")?;
     eprintln!(
-        "development mode (no JWT_SECRET): GraphiQL at http://{}/ with a header\n  \
-         demo user {DEMO_EMAIL}: Authorization: Bearer {}\n  \
+        "development mode (no JWT_SECRET): GraphiQL at http://{}/ (signed in as the demo user)\n  \
+         demo user {DEMO_EMAIL}: Authorization: Bearer {demo_token}\n  \
          service_role:             Authorization: Bearer {}",
         config.listen_addr(),
-        token(demo.to_string(), "authenticated")?,
         token("development".to_owned(), "service_role")?,
     );
-    config.keys(Some(&secret)).await
+    Ok((config.keys(Some(&secret)).await?, demo_token))
 }

@@ -32,6 +32,8 @@ pub struct AppState {
     pub usage: crate::domains::accounts::usage::RequestMeter,
     /// The server's shutdown signal (`/ready` fails and WebSockets close once it begins).
     pub shutdown: crate::lifecycle::Shutdown,
+    /// Development mode's token, which GraphiQL opens with; `None` otherwise.
+    pub development_token: Option<Arc<str>>,
 }
 
 impl AppState {

@@ -337,4 +337,32 @@ on_both_backends! {
         let report = api::ops::check::run(&t.db).await.unwrap();
         assert!(report.passed(), "{report}");
     }
+
+    async fn graphiql_is_served_from_the_binary_and_its_example_query_runs(t) {
+        let app = TestApp::new(t).await;
+        let user = fixtures::user(&app.t.db, "demo@example.com").await;
+        let token = TestApp::token("authenticated", &user.to_string());
+
+        let (status, page) = get(&app, "/").await;
+        let mut assets = Vec::new();
+        for name in ["graphiql.min.js", "graphiql.min.css", "react.production.min.js", "react-dom.production.min.js"] {
+            let path = format!("/graphiql/{}/{name}", api::graphiql::VERSION);
+            let (parts, body) = app
+                .send_raw(Request::get(path.as_str()).body(Body::empty()).unwrap())
+                .await;
+            assets.push((path, parts.status, body.len()));
+        }
+        let (missing, _) = get(&app, "/graphiql/0.0.1/graphiql.min.js").await;
+        let example = app.graphql(Some(&token), api::graphiql::EXAMPLE_QUERY, json!({})).await;
+
+        assert_eq!(status, StatusCode::OK);
+        assert!(!page.contains("https://"), "the page loads something from the internet");
+        for (path, status, length) in assets {
+            assert_eq!(status, StatusCode::OK, "{path}");
+            assert!(page.contains(&path), "{path} not on the page");
+            assert!(length > 5000, "{path}: {length} bytes");
+        }
+        assert_eq!(missing, StatusCode::NOT_FOUND);
+        assert_eq!(example.data()["creditAccounts"]["nodes"][0]["balance"], 100);
+    }
 }
