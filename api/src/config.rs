@@ -84,6 +84,13 @@ pub struct Config {
     /// everything.
     #[arg(long, env = "STRATIX_EVENTS_RETENTION_MONTHS", default_value_t = crate::ops::partitions::DEFAULT_RETENTION_MONTHS)]
     pub events_retention_months: u32,
+    /// Persisted documents loaded at start: Apollo's persisted query manifest, or a JSON
+    /// object of SHA-256 hash to document.
+    #[arg(long, env = "STRATIX_PERSISTED_QUERIES")]
+    pub persisted_queries: Option<std::path::PathBuf>,
+    /// Run only the persisted documents (needs STRATIX_PERSISTED_QUERIES).
+    #[arg(long, env = "STRATIX_PERSISTED_ONLY", default_value_t = false, action = clap::ArgAction::Set)]
+    pub persisted_only: bool,
     /// Whether background jobs (partition upkeep, lease sweeps) run in this instance.
     #[arg(long, env = "STRATIX_JOBS", default_value_t = true, action = clap::ArgAction::Set)]
     pub jobs: bool,

@@ -48,7 +48,7 @@ async fn graphql_post(
     headers: HeaderMap,
     request: GraphQLBatchRequest,
 ) -> Response {
-    let batch = request.into_inner();
+    let mut batch = request.into_inner();
     if let BatchRequest::Batch(operations) = &batch
         && operations.len() > state.limits.max_batch
     {
@@ -61,6 +61,9 @@ async fn graphql_post(
             ),
         );
         return error_response(StatusCode::OK, &error);
+    }
+    if let Err(refused) = state.persisted.resolve(&mut batch) {
+        return refused.into_response();
     }
     execute(&state, &headers, batch).await
 }
@@ -82,6 +85,9 @@ async fn graphql_get(
         Err(rejection) => return rejection.into_response(),
     };
     let mut request = BatchRequest::Single(request);
+    if let Err(refused) = state.persisted.resolve(&mut request) {
+        return refused.into_response();
+    }
     if access_of(&mut request) == Access::Write {
         let error = ApiError::bad_input("query", "mutations must be sent with POST");
         return error_response(StatusCode::METHOD_NOT_ALLOWED, &error);

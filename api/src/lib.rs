@@ -13,7 +13,9 @@ pub mod graphql;
 pub mod http;
 pub mod idempotency;
 pub mod lifecycle;
+pub mod lru;
 pub mod ops;
+pub mod persisted;
 pub mod realtime;
 pub mod request;
 pub mod state;
@@ -70,6 +72,7 @@ pub fn build_state(db: DatabaseConnection, keys: auth::Keys) -> anyhow::Result<A
         usage: Default::default(),
         shutdown: lifecycle::Shutdown::default(),
         development_token: None,
+        persisted: std::sync::Arc::default(),
     })
 }
 
@@ -100,6 +103,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let mut state = build_state(db.clone(), keys)?;
     state.development_token = development_token;
+    match (&config.persisted_queries, config.persisted_only) {
+        (Some(path), only) => {
+            state.persisted = std::sync::Arc::new(persisted::Persisted::load(path, only)?);
+        }
+        (None, true) => {
+            anyhow::bail!(
+                "STRATIX_PERSISTED_ONLY needs STRATIX_PERSISTED_QUERIES: the documents to allow"
+            )
+        }
+        (None, false) => {}
+    }
     let shutdown = state.shutdown.clone();
     // Every instance flushes its own request counts (not a locked job); once more at exit.
     let usage = state.usage.clone();
@@ -129,6 +143,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let state_persisted = state.persisted.len();
     let app = app(state, config.metrics_listen.is_none());
     tracing::info!(
         listen = %listen,
@@ -136,13 +151,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         auth = config.auth_methods().join(","),
         metrics = %config.metrics_listen.map_or_else(|| format!("{listen}/metrics"), |a| format!("{a}/metrics")),
         jobs = config.jobs,
-        "stratix {} listening on http://{listen} ({} at {}; auth: {}; /metrics on {}; background jobs {})",
+        "stratix {} listening on http://{listen} ({} at {}; auth: {}; /metrics on {}; background jobs {}; persisted queries: {})",
         env!("CARGO_PKG_VERSION"),
         db::backend_name(&db),
         redact(&config.database.url),
         config.auth_methods().join(", "),
         config.metrics_listen.unwrap_or(listen),
         if config.jobs { "on" } else { "off" },
+        match (config.persisted_only, state_persisted) {
+            (true, n) => format!("only the {n} loaded"),
+            (false, 0) => "automatic".to_owned(),
+            (false, n) => format!("automatic, {n} loaded"),
+        },
     );
     let mut server = tokio::spawn(
         axum::serve(listener, app)

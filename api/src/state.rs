@@ -34,6 +34,9 @@ pub struct AppState {
     pub shutdown: crate::lifecycle::Shutdown,
     /// Development mode's token, which GraphiQL opens with; `None` otherwise.
     pub development_token: Option<Arc<str>>,
+    /// Persisted documents by hash (Apollo's automatic persisted queries, or the
+    /// allow-list).
+    pub persisted: Arc<crate::persisted::Persisted>,
 }
 
 impl AppState {

@@ -15,6 +15,7 @@ mod journeys;
 mod notifications;
 mod operations;
 mod payments;
+mod persisted;
 mod plans;
 mod realtime;
 mod schema;
