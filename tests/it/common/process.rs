@@ -57,8 +57,13 @@ impl Process {
             .env("STRATIX_LISTEN", addr.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        // An empty value removes the variable (e.g. `JWT_SECRET` for development mode).
         for (name, value) in env {
-            command.env(name, value);
+            if value.is_empty() {
+                command.env_remove(name);
+            } else {
+                command.env(name, value);
+            }
         }
         let mut child = command.spawn().unwrap();
         let lines: Arc<Mutex<Vec<String>>> = Arc::default();
