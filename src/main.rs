@@ -272,14 +272,29 @@ async fn migrate(
     let db = database.connect_for_migrations().await?;
     match action {
         MigrateAction::Up { steps } => {
-            let pending = Migrator::get_pending_migrations(&db).await?.len();
-            let steps = steps.map_or(pending, |n| (n as usize).min(pending));
-            eprintln!("applying {steps} of {pending} pending migrations");
-            Migrator::up(&db, Some(u32::try_from(steps)?)).await?;
+            let pending = Migrator::get_pending_migrations(&db).await?;
+            let steps = steps.map_or(pending.len(), |n| (n as usize).min(pending.len()));
+            eprintln!("applying {steps} of {} pending migrations", pending.len());
+            // One at a time, so progress shows and a failure names its migration.
+            for migration in pending.iter().take(steps) {
+                eprintln!("  {}", migration.name());
+                Migrator::up(&db, Some(1))
+                    .await
+                    .with_context(|| format!("applying {}", migration.name()))?;
+            }
         }
         MigrateAction::Down { steps } => {
-            eprintln!("reverting the last {steps} applied migrations");
-            Migrator::down(&db, Some(steps)).await?;
+            let applied = Migrator::get_applied_migrations(&db).await?;
+            eprintln!(
+                "reverting the last {steps} of {} applied migrations",
+                applied.len()
+            );
+            for migration in applied.iter().rev().take(steps as usize) {
+                eprintln!("  {}", migration.name());
+                Migrator::down(&db, Some(1))
+                    .await
+                    .with_context(|| format!("reverting {}", migration.name()))?;
+            }
         }
         MigrateAction::Fresh { yes } => {
             anyhow::ensure!(
