@@ -162,6 +162,7 @@ on_both_backends! {
             "stratix_subscriptions_open",
             "stratix_websockets_open",
             "stratix_realtime_dispatch_queue_depth",
+            "stratix_usage_meter_pending_users",
         ] {
             line(metric);
         }

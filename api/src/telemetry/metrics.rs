@@ -37,6 +37,8 @@ pub const EVENTS_DELIVERED: &str = "stratix_realtime_events_delivered_total";
 pub const EVENTS_DROPPED: &str = "stratix_realtime_events_dropped_total";
 /// Change batches waiting for the realtime dispatcher.
 pub const DISPATCH_QUEUE: &str = "stratix_realtime_dispatch_queue_depth";
+/// Users whose API request counts wait in memory for the next write (every second).
+pub const USAGE_PENDING: &str = "stratix_usage_meter_pending_users";
 /// Background job runs, by job and outcome (`ok`, `error`, `skipped`: another instance
 /// held the job's lock).
 pub const JOB_RUNS: &str = "stratix_job_runs_total";
@@ -113,6 +115,10 @@ fn describe() {
     describe_gauge!(
         DISPATCH_QUEUE,
         "Change batches waiting for the realtime dispatcher"
+    );
+    describe_gauge!(
+        USAGE_PENDING,
+        "Users whose API request counts wait to be written"
     );
     describe_counter!(JOB_RUNS, "Background job runs, by job and outcome");
 }
@@ -195,6 +201,7 @@ pub fn observe_state(state: &crate::AppState) {
         metrics::gauge!(SUBSCRIPTIONS).set(state.realtime.subscriptions() as f64);
         metrics::gauge!(DISPATCH_QUEUE).set(state.realtime.queue_depth() as f64);
         metrics::gauge!(WEBSOCKETS).set(state.shutdown.websockets() as f64);
+        metrics::gauge!(USAGE_PENDING).set(state.usage.pending() as f64);
     }
 }
 
