@@ -499,3 +499,42 @@ async fn a_subscription_resumed_after_a_restart_misses_nothing() {
     );
     assert_eq!(row(&live_event), live.to_string());
 }
+
+/// With `STRATIX_METRICS_LISTEN`, `/metrics` is served there and not on the API's address.
+#[tokio::test]
+async fn metrics_may_listen_on_an_address_of_their_own() {
+    let t = TestDb::sqlite().await;
+    let metrics = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let mut server = Process::serve(
+        &t,
+        &[
+            ("STRATIX_METRICS_LISTEN", &metrics.to_string()),
+            ("STRATIX_JOBS", "false"),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+
+    let there = client
+        .get(format!("http://{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    let status = there.status();
+    let text = there.text().await.unwrap();
+    let on_api = client
+        .get(format!("http://{}/metrics", server.addr))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    server.terminate();
+
+    assert_eq!(status, 200);
+    assert!(text.contains("stratix_db_pool_max_connections"), "{text}");
+    assert_eq!(on_api, 404);
+    assert_eq!(server.exit_code(Duration::from_secs(40)).await, Some(0));
+}

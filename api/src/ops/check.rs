@@ -242,7 +242,10 @@ async fn version_gaps<C: ConnectionTrait>(
         .expr(Expr::col("version").max())
         .expr(Expr::col(Asterisk).count());
     for column in group {
-        select.column(*column).group_by_col(*column);
+        select
+            .column(*column)
+            .group_by_col(*column)
+            .order_by(*column, sea_orm::Order::Asc);
     }
     select.and_having(
         Expr::col("version")
@@ -324,7 +327,9 @@ async fn ledger_drift<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr> 
         .expr(Expr::expr(sum.clone()).cast_as("bigint"))
         .group_by_col(("a", "id"))
         .group_by_col(("a", "balance"))
-        .and_having(Expr::col(("a", "balance")).ne(Expr::expr(sum)));
+        .and_having(Expr::col(("a", "balance")).ne(Expr::expr(sum)))
+        // In a stable order: reports of two copies of a database compare equal.
+        .order_by(("a", "id"), sea_orm::Order::Asc);
     let mut drifted = Vec::new();
     for row in db.query_all(&select).await? {
         let id: uuid::Uuid = row.try_get_by_index(0)?;
