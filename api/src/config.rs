@@ -91,7 +91,8 @@ pub struct Config {
     /// Run only the persisted documents (needs STRATIX_PERSISTED_QUERIES).
     #[arg(long, env = "STRATIX_PERSISTED_ONLY", default_value_t = false, action = clap::ArgAction::Set)]
     pub persisted_only: bool,
-    /// Whether background jobs (partition upkeep, lease sweeps) run in this instance.
+    /// Whether background jobs (lease sweep, results refresh, partition upkeep) run in this
+    /// instance.
     #[arg(long, env = "STRATIX_JOBS", default_value_t = true, action = clap::ArgAction::Set)]
     pub jobs: bool,
 }
