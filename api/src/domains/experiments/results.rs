@@ -21,6 +21,17 @@ use crate::tables::tables;
 /// Recomputes the posteriors of an experiment's variants; returns how many changed.
 pub async fn refresh(ctx: &WriteCtx<'_>, experiment: Uuid) -> ApiResult<u64> {
     may_manage(ctx)?;
+    // Another tenant's experiment reads as a missing one, as in every workflow.
+    let experiments = tables().named("experiments")?;
+    let mut found = Query::select();
+    found
+        .from(experiments.name)
+        .column("id")
+        .and_where(Expr::col("id").eq(experiment))
+        .cond_where(ctx.scope.write_condition(experiments)?);
+    if ctx.db.query_one(&found).await?.is_none() {
+        return Err(ApiError::NotFound("experiment".to_owned()));
+    }
     let results = tables().named("results_aggregates")?;
     let mut select = Query::select();
     select
