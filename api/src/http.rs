@@ -1,10 +1,10 @@
-//! The HTTP surface: `/graphql` (POST, GET), GraphiQL at `/`, `/health`, and the
-//! signed callbacks under `/webhooks/` (`crate::webhooks`).
+//! The HTTP surface: `/graphql` (POST, GET), `/health`, and the
+//! signed callbacks under `/webhooks/` (`crate::webhooks`); `/ready` and `/metrics` are
+//! `ops::endpoints`, GraphiQL at `/` is `crate::graphiql`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, Executor as _, Value};
 use async_graphql_axum::rejection::GraphQLRejection;
@@ -13,7 +13,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{FromRequest as _, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
@@ -29,11 +29,7 @@ pub use crate::state::AppState;
 
 /// Builds the router the server and the tests use.
 pub fn router(state: AppState) -> Router {
-    let mut router = Router::new();
-    if state.options.graphiql {
-        router = router.route("/", get(graphiql));
-    }
-    let router = router
+    let router = Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/health", get(health))
         .route(
@@ -84,16 +80,6 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
-async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql")
-            .title("Stratix")
-            .finish(),
-    )
-}
-
 /// Whether a request's `Content-Type` is JSON (`application/json`, any parameters).
 fn is_json(headers: &HeaderMap) -> bool {
     headers
@@ -133,7 +119,7 @@ async fn graphql_post(State(state): State<AppState>, request: axum::extract::Req
     let Ok(bytes) = axum::body::to_bytes(body, max).await else {
         return too_large();
     };
-    let batch = match serde_json::from_slice::<BatchRequest>(&bytes) {
+    let mut batch = match serde_json::from_slice::<BatchRequest>(&bytes) {
         Ok(batch) => batch,
         Err(error) => {
             let error = ApiError::bad_input("body", format!("not a GraphQL request: {error}"));
@@ -152,6 +138,9 @@ async fn graphql_post(State(state): State<AppState>, request: axum::extract::Req
             ),
         };
         return error_response(StatusCode::OK, &error);
+    }
+    if let Err(refused) = state.persisted.resolve(&mut batch) {
+        return refused.into_response();
     }
     respond(&state, &headers, batch).await
 }
@@ -173,6 +162,9 @@ async fn graphql_get(
         Err(rejection) => return rejection.into_response(),
     };
     let mut request = BatchRequest::Single(request);
+    if let Err(refused) = state.persisted.resolve(&mut request) {
+        return refused.into_response();
+    }
     if access_of(&mut request) == Access::Write {
         let error = ApiError::bad_input("query", "mutations must be sent with POST");
         return error_response(StatusCode::METHOD_NOT_ALLOWED, &error);
@@ -238,6 +230,7 @@ fn access_of(batch: &mut BatchRequest) -> Access {
 }
 
 async fn execute(state: &AppState, headers: &HeaderMap, mut batch: BatchRequest) -> Response {
+    crate::telemetry::record::operation(&batch);
     // Limits first: before credentials are looked up and before anything parses.
     for request in batch.iter_mut() {
         if let Err(error) = state.limits.admit(&request.query, &request.variables) {
@@ -307,10 +300,11 @@ async fn execute(state: &AppState, headers: &HeaderMap, mut batch: BatchRequest)
         match count_statements(counter.clone(), answer).await {
             Ok(Some(answer)) => {
                 return match request.finish(true).await {
-                    Ok(_) => plan_response(
-                        answer,
-                        show_statements.then(|| counter.load(Ordering::Relaxed)),
-                    ),
+                    Ok(_) => {
+                        let statements = counter.load(Ordering::Relaxed);
+                        crate::telemetry::record::finished("OK", statements);
+                        plan_response(answer, show_statements.then_some(statements))
+                    }
                     Err(error) => error_response(StatusCode::OK, &error),
                 };
             }
@@ -339,9 +333,14 @@ async fn execute(state: &AppState, headers: &HeaderMap, mut batch: BatchRequest)
             response.extension("sqlStatements", Value::from(statements))
         }
         BatchResponse::Single(response) => response,
-        batch => {
+        BatchResponse::Batch(mut responses) => {
+            let statements = counter.load(Ordering::Relaxed);
+            for response in &mut responses {
+                crate::telemetry::record::response(response, 0);
+            }
+            crate::telemetry::record::finished("OK", statements);
             return match request.finish(ok).await {
-                Ok(_) => GraphQLResponse::from(batch).into_response(),
+                Ok(_) => GraphQLResponse::from(BatchResponse::Batch(responses)).into_response(),
                 Err(error) => error_response(StatusCode::OK, &error),
             };
         }
@@ -365,6 +364,7 @@ async fn execute(state: &AppState, headers: &HeaderMap, mut batch: BatchRequest)
         // Nothing of the request was kept: say so beside the payloads.
         response = response.extension("transaction", Value::from("ROLLED_BACK"));
     }
+    crate::telemetry::record::response(&mut response, counter.load(Ordering::Relaxed));
     GraphQLResponse::from(response).into_response()
 }
 
@@ -409,7 +409,15 @@ fn plan_response(answer: crate::graphql::plan::Answer, statements: Option<usize>
 }
 
 fn error_response(status: StatusCode, error: &ApiError) -> Response {
-    let body = json!({ "data": null, "errors": [error.to_server_error()] });
+    let mut server = error.to_server_error();
+    if let Some(id) = crate::telemetry::record::request_id() {
+        server
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("requestId", id);
+    }
+    crate::telemetry::record::finished(error.code(), 0);
+    let body = json!({ "data": null, "errors": [server] });
     (status, Json(body)).into_response()
 }
 

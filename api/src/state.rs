@@ -64,6 +64,13 @@ pub struct AppState {
     pub realtime: crate::realtime::Broker,
     /// Users' API requests, counted for `usage_metrics`.
     pub usage: crate::domains::accounts::usage::RequestMeter,
+    /// The server's shutdown signal (`/ready` fails and WebSockets close once it begins).
+    pub shutdown: crate::lifecycle::Shutdown,
+    /// Development mode's token, which GraphiQL opens with; `None` otherwise.
+    pub development_token: Option<Arc<str>>,
+    /// Persisted documents by hash (Apollo's automatic persisted queries, or the
+    /// allow-list).
+    pub persisted: Arc<crate::persisted::Persisted>,
 }
 
 impl AppState {

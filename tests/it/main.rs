@@ -2,6 +2,7 @@
 #![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 mod auth;
+mod backup;
 mod common;
 mod content;
 mod contention;
@@ -15,7 +16,9 @@ mod isolation;
 mod journeys;
 mod limits;
 mod notifications;
+mod operations;
 mod payments;
+mod persisted;
 mod plans;
 mod protocols;
 mod realtime;

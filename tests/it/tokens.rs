@@ -226,17 +226,20 @@ async fn introspection_and_graphiql_can_be_switched_off() {
 
 #[test]
 fn secrets_are_never_printed_and_postgres_needs_keys() {
-    let config = api::Config {
-        database_url: "postgres://stratix:hunter2@db.example.com/stratix".to_owned(),
-        database_pool_size: None,
-        listen: "127.0.0.1:8080".parse().unwrap(),
-        jwt_secret: Some("jwt-secret-value".to_owned()),
-        jwt_jwks: None,
-        shopify_api_key: Some("app-key".to_owned()),
-        shopify_api_secret: Some("shopify-secret-value".to_owned()),
-        payments_webhook_secret: Some("payments-secret-value".to_owned()),
-        options: api::state::Options::default(),
-    };
+    let config = api::Config::from_args(&[
+        "stratix",
+        "--database-url",
+        "postgres://stratix:hunter2@db.example.com/stratix",
+        "--jwt-secret",
+        "jwt-secret-value",
+        "--shopify-api-key",
+        "app-key",
+        "--shopify-api-secret",
+        "shopify-secret-value",
+        "--payments-webhook-secret",
+        "payments-secret-value",
+    ])
+    .unwrap();
     let printed = format!(
         "{config:?} {:?} {:?}",
         api::auth::Credentials::Bearer("bearer-token-value".to_owned()),
@@ -260,9 +263,7 @@ fn secrets_are_never_printed_and_postgres_needs_keys() {
     let refusal = api::check_keys(&keyless).unwrap_err().to_string();
     assert!(refusal.contains("JWT_SECRET"), "{refusal}");
     assert!(!refusal.contains("hunter2"), "{refusal}");
-    let embedded = api::Config {
-        database_url: "sqlite://stratix.db?mode=rwc".to_owned(),
-        ..keyless
-    };
+    let mut embedded = keyless;
+    embedded.database.url = "sqlite://stratix.db?mode=rwc".to_owned();
     assert!(api::check_keys(&embedded).is_ok());
 }

@@ -44,7 +44,10 @@ pub fn batch_loader(db: RequestDb, scope: Scope) -> Batches {
     DataLoader::with_cache(
         BatchLoader::new(db, scope),
         |task| {
-            tokio::spawn(crate::db::with_statement_counter(task));
+            // The request's span goes along, so the batch's log lines carry its request id.
+            tokio::spawn(tracing::Instrument::in_current_span(
+                crate::db::with_statement_counter(task),
+            ));
         },
         HashMapCache::default(),
     )

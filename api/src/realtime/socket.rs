@@ -13,6 +13,7 @@
 //! | the token expires (or, without expiry, the credentials stop verifying) | 4401 |
 //! | a `subscribe`/`start` reuses the id of a running operation | 4409 |
 //! | the credentials could not be checked (database down) | 4500 |
+//! | the server shuts down (SIGTERM, SIGINT) | 1001 |
 //!
 //! An operation past `Limits::max_subscriptions_per_connection` on the socket, or past
 //! `Limits::max_subscriptions_per_principal` over all of its principal's sockets, gets an
@@ -376,6 +377,10 @@ async fn serve(mut socket: WebSocket, protocol: WebSocketProtocols, state: AppSt
         session: session.clone(),
     };
     let inbox = Arc::new(Inbox::default());
+    // Counted while open; closed with 1001 when the server shuts down (lifecycle.rs).
+    let _open = state.shutdown.socket();
+    let going_away = state.shutdown.begun();
+    futures_util::pin_mut!(going_away);
     let init_data: Arc<Mutex<Option<Data>>> = Arc::default();
     let slot = init_data.clone();
     // Boxed: the engine lives as long as the connection, the rest of this future is small.
@@ -408,6 +413,9 @@ async fn serve(mut socket: WebSocket, protocol: WebSocketProtocols, state: AppSt
             }
             () = &mut expiry, if expires => Event::Close(4401, "Token expired".to_owned()),
             _ = recheck.tick(), if credentials.is_some() && !expires => Event::Recheck,
+            () = &mut going_away => {
+                Event::Close(1001, "Server shutting down: reconnect, resume with after".to_owned())
+            }
         };
         match event {
             Event::Client(Some(Ok(message))) => {

@@ -214,6 +214,14 @@ impl TestApp {
         }
     }
 
+    /// Sends one HTTP request to the router; the whole response, its body read.
+    pub async fn send_raw(&self, request: Request<Body>) -> (axum::http::response::Parts, String) {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, 16 << 20).await.unwrap();
+        (parts, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
     /// POSTs a GraphQL operation with an optional bearer token.
     pub async fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Reply {
         let mut request = Request::post("/graphql").header("content-type", "application/json");
