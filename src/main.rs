@@ -18,6 +18,17 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "GraphQL backend-for-frontend over SQLite or PostgreSQL"
 )]
 struct Cli {
+    /// How logs are written: `text`, or `json` (one object per line).
+    #[arg(
+        long,
+        global = true,
+        env = "STRATIX_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: api::telemetry::LogFormat,
+    /// What is logged, in `tracing` env-filter syntax.
+    #[arg(long = "log", global = true, env = "RUST_LOG", default_value = api::telemetry::DEFAULT_LOG_FILTER)]
+    log_filter: String,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -25,18 +36,56 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the API (the default command).
-    Serve,
+    Serve(Box<api::Config>),
     /// Apply or revert migrations.
     Migrate {
+        #[command(flatten)]
+        database: api::config::DatabaseConfig,
         #[command(subcommand)]
         action: MigrateAction,
     },
-    /// Validate the schema: tables, columns, indexes, triggers and row-level security.
-    Check,
+    /// Validate the schema (tables, columns, indexes, triggers, row-level security,
+    /// partitions) and the data (orphans, credit balances, version sequences).
+    Check {
+        #[command(flatten)]
+        database: api::config::DatabaseConfig,
+    },
+    /// Back the database up into DIR: a consistent snapshot named by its UTC time, with a
+    /// manifest (version, migrations, row counts, SHA-256); backups older than 7 days are
+    /// pruned, the newest always kept.
+    Backup {
+        #[command(flatten)]
+        database: api::config::DatabaseConfig,
+        /// Where backups are kept.
+        #[arg(long, env = "STRATIX_BACKUP_DIR", default_value = "backups")]
+        dir: std::path::PathBuf,
+    },
+    /// Restore a backup (its data file or manifest) into the database, replacing what is
+    /// there; checks the manifest and checksum first, ends with `stratix check`.
+    Restore {
+        #[command(flatten)]
+        database: api::config::DatabaseConfig,
+        /// The backup: `stratix-....sqlite`, `.dump`, or its `.manifest.json`.
+        file: std::path::PathBuf,
+        /// Yes, replace the database's contents with the backup's.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Make this month's and next month's `events` partitions (PostgreSQL) and apply the
+    /// retention; `stratix serve` does the same daily.
+    Partitions {
+        #[command(flatten)]
+        database: api::config::DatabaseConfig,
+        /// How many whole months of `events` to keep; 0 keeps everything.
+        #[arg(long, env = "STRATIX_EVENTS_RETENTION_MONTHS", default_value_t = api::ops::partitions::DEFAULT_RETENTION_MONTHS)]
+        retention_months: u32,
+    },
     /// Print the GraphQL schema (SDL); `schema.graphql` is its output.
     Schema,
     /// Mint a development token signed with `JWT_SECRET`.
     Token {
+        #[command(flatten)]
+        config: Box<api::Config>,
         /// The subject: a user id (or a label, for `service_role`).
         #[arg(long)]
         sub: String,
@@ -74,27 +123,37 @@ enum MigrateAction {
         #[arg(short = 'n', long)]
         steps: Option<u32>,
     },
-    /// Revert applied migrations (all, or the last N).
+    /// Revert the last applied migration (or the last N).
     Down {
-        #[arg(short = 'n', long)]
-        steps: Option<u32>,
+        #[arg(short = 'n', long, default_value_t = 1)]
+        steps: u32,
     },
     /// List migrations and whether each is applied.
     Status,
-    /// Drop every table, then apply all migrations.
-    Fresh,
+    /// Drop every table, then apply all migrations (asks for --yes: it deletes all data).
+    Fresh {
+        /// Yes, delete every table and all data.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,sea_orm_migration=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    api::telemetry::init_logging(cli.log_format, &cli.log_filter);
+    // `stratix` alone serves, configured from the environment.
+    let command = match cli.command.map_or_else(
+        || api::Config::from_env().map(|config| Command::Serve(Box::new(config))),
+        Ok,
+    ) {
+        Ok(command) => command,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(command).await {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -103,16 +162,16 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = api::Config::from_env()?;
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => api::serve(config).await?,
-        Command::Migrate { action } => migrate(&config, action).await?,
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(config) => api::serve(*config).await?,
+        Command::Migrate { database, action } => migrate(&database, action).await?,
         Command::Schema => print!(
             "{}",
             api::graphql::schema(api::graphql::Limits::default())?.sdl()
         ),
         Command::Token {
+            config,
             sub,
             role,
             shop,
@@ -140,33 +199,117 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             println!("{}", api::auth::jwt::mint(secret.as_bytes(), &claims)?);
         }
-        Command::Check => {
-            let db = api::db::connect(&config.database_url)
-                .await
-                .context("cannot open the database")?;
+        Command::Check { database } => {
+            let db = database.connect().await?;
             let report = api::ops::check::run(&db).await?;
             print!("{report}");
             if !report.passed() {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::Backup { database, dir } => {
+            let db = database.connect().await?;
+            eprintln!(
+                "backing up {} into {}",
+                api::redact(&database.url),
+                dir.display()
+            );
+            let made = api::ops::backup::backup(&db, &database.url, &dir).await?;
+            let rows: i64 = made.manifest.row_counts.values().sum();
+            println!(
+                "{} ({} bytes, {rows} rows in {} tables, sha256 {})",
+                made.file.display(),
+                made.manifest.bytes,
+                made.manifest.row_counts.len(),
+                made.manifest.sha256
+            );
+            for old in made.pruned {
+                eprintln!("pruned {}", old.display());
+            }
+        }
+        Command::Restore {
+            database,
+            file,
+            yes,
+        } => {
+            let (_, manifest) = api::ops::backup::verify(&file)?;
+            eprintln!(
+                "{} verified: {} backup of {}, {} migrations, checksum ok",
+                file.display(),
+                manifest.backend,
+                manifest.created_at,
+                manifest.migrations.len()
+            );
+            anyhow::ensure!(
+                yes,
+                "restoring replaces everything in {}: add --yes to go ahead",
+                api::redact(&database.url)
+            );
+            eprintln!("restoring into {}", api::redact(&database.url));
+            let restored = api::ops::backup::restore(&file, &database.url).await?;
+            eprintln!("restored; row counts match the manifest; checking");
+            print!("{}", restored.check);
+            if !restored.check.passed() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Partitions {
+            database,
+            retention_months,
+        } => {
+            let db = database.connect().await?;
+            let upkeep = api::ops::partitions::upkeep(&db, retention_months).await?;
+            println!("events: {upkeep}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn migrate(config: &api::Config, action: MigrateAction) -> anyhow::Result<()> {
-    let db = api::db::connect_for_migrations(&config.database_url)
-        .await
-        .with_context(|| format!("cannot open {}", api::redact(&config.database_url)))?;
+async fn migrate(
+    database: &api::config::DatabaseConfig,
+    action: MigrateAction,
+) -> anyhow::Result<()> {
+    let db = database.connect_for_migrations().await?;
     match action {
-        MigrateAction::Up { steps } => Migrator::up(&db, steps).await?,
-        MigrateAction::Down { steps } => Migrator::down(&db, steps).await?,
-        MigrateAction::Fresh => Migrator::fresh(&db).await?,
+        MigrateAction::Up { steps } => {
+            let pending = Migrator::get_pending_migrations(&db).await?;
+            let steps = steps.map_or(pending.len(), |n| (n as usize).min(pending.len()));
+            eprintln!("applying {steps} of {} pending migrations", pending.len());
+            // One at a time, so progress shows and a failure names its migration.
+            for migration in pending.iter().take(steps) {
+                eprintln!("  {}", migration.name());
+                Migrator::up(&db, Some(1))
+                    .await
+                    .with_context(|| format!("applying {}", migration.name()))?;
+            }
+        }
+        MigrateAction::Down { steps } => {
+            let applied = Migrator::get_applied_migrations(&db).await?;
+            eprintln!(
+                "reverting the last {steps} of {} applied migrations",
+                applied.len()
+            );
+            for migration in applied.iter().rev().take(steps as usize) {
+                eprintln!("  {}", migration.name());
+                Migrator::down(&db, Some(1))
+                    .await
+                    .with_context(|| format!("reverting {}", migration.name()))?;
+            }
+        }
+        MigrateAction::Fresh { yes } => {
+            anyhow::ensure!(
+                yes,
+                "`migrate fresh` drops every table and all data: add --yes to go ahead"
+            );
+            eprintln!("dropping every table, then applying all migrations");
+            Migrator::fresh(&db).await?;
+        }
         MigrateAction::Status => {
             for migration in Migrator::get_migration_with_status(&db).await? {
                 println!("{:?}\t{}", migration.status(), migration.name());
             }
         }
     }
+    eprintln!("done");
     Ok(())
 }

@@ -103,6 +103,11 @@ pub use migration::APP_ROLE;
 /// On SQLite (no row-level security), a request that writes holds one `BEGIN IMMEDIATE`
 /// transaction (the write lock from the start, so two writers never deadlock on an
 /// upgrade), and a read-only request reads the pool.
+///
+/// The transaction opens with the request's first statement, not before: work that comes
+/// first (hashing a password, a plan's lookups) holds no connection, and a request that
+/// never touches its transaction (one that only uses the pool with the service's rights)
+/// never takes a second connection.
 #[derive(Clone)]
 pub enum RequestDb {
     /// The pool, as is.
@@ -117,9 +122,14 @@ pub enum RequestDb {
 /// makes anyway when the connection comes back, instead of a `COMMIT` of its own.
 pub struct TxRequest {
     backend: DbBackend,
+    pool: DatabaseConnection,
+    /// What opens the transaction: on PostgreSQL `BEGIN` with the settings, on SQLite
+    /// `BEGIN IMMEDIATE`.
+    begin: String,
     /// The claims the request runs under, restored after [`RequestDb::as_service`].
     claims: String,
-    transaction: tokio::sync::Mutex<Tx>,
+    /// The transaction, once the first statement opened it.
+    transaction: tokio::sync::Mutex<Option<Tx>>,
 }
 
 enum Tx {
@@ -159,36 +169,45 @@ impl RequestDb {
         claims: &serde_json::Value,
         access: Access,
     ) -> Result<Self, DbErr> {
-        let tx = match pool.get_database_backend() {
+        Self::begin_limited(pool, claims, access, None).await
+    }
+
+    /// [`RequestDb::begin`], with every statement of the request limited to
+    /// `statement_timeout` on PostgreSQL (`SET LOCAL statement_timeout`: a statement
+    /// running longer is cancelled, SQLSTATE 57014).
+    pub async fn begin_limited(
+        pool: &DatabaseConnection,
+        claims: &serde_json::Value,
+        access: Access,
+        statement_timeout: Option<Duration>,
+    ) -> Result<Self, DbErr> {
+        let begin = match pool.get_database_backend() {
             DbBackend::Postgres => {
                 // The simple-query protocol takes no parameters: the claims go in as a
-                // literal. `true` keeps both settings to this transaction.
-                let begin = format!(
-                    "BEGIN; SELECT set_config('request.jwt.claims', {}, true), set_config('role', {}, true)",
+                // literal. `true` keeps the settings to this transaction.
+                let timeout = statement_timeout
+                    .map(|t| {
+                        format!(
+                            ", set_config('statement_timeout', '{}', true)",
+                            t.as_millis().max(1)
+                        )
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "BEGIN; SELECT set_config('request.jwt.claims', {}, true), set_config('role', {}, true){timeout}",
                     quote_literal(&claims.to_string()),
                     quote_literal(APP_ROLE),
-                );
-                let transaction = pool
-                    .get_postgres_connection_pool()
-                    .begin_with(sqlx::AssertSqlSafe(begin))
-                    .await
-                    .map_err(query_error)?;
-                Tx::Postgres(transaction)
+                )
             }
             _ if access == Access::Read => return Ok(Self::Pool(pool.clone())),
-            _ => {
-                let transaction = pool
-                    .get_sqlite_connection_pool()
-                    .begin_with("BEGIN IMMEDIATE")
-                    .await
-                    .map_err(query_error)?;
-                Tx::Sqlite(transaction)
-            }
+            _ => "BEGIN IMMEDIATE".to_owned(),
         };
         Ok(Self::Transaction(Arc::new(TxRequest {
             backend: pool.get_database_backend(),
+            pool: pool.clone(),
+            begin,
             claims: claims.to_string(),
-            transaction: tokio::sync::Mutex::new(tx),
+            transaction: tokio::sync::Mutex::new(None),
         })))
     }
 
@@ -200,8 +219,10 @@ impl RequestDb {
         };
         match (Arc::try_unwrap(request), end) {
             (Ok(request), End::Commit) => match request.transaction.into_inner() {
-                Tx::Postgres(transaction) => transaction.commit().await.map_err(query_error),
-                Tx::Sqlite(transaction) => transaction.commit().await.map_err(query_error),
+                Some(Tx::Postgres(transaction)) => transaction.commit().await.map_err(query_error),
+                Some(Tx::Sqlite(transaction)) => transaction.commit().await.map_err(query_error),
+                // No statement ran: nothing to commit.
+                None => Ok(()),
             },
             // Dropping it queues the rollback on the connection.
             (_, End::Discard) => Ok(()),
@@ -272,8 +293,34 @@ macro_rules! bind {
 }
 
 impl TxRequest {
+    /// The transaction, opened now if this is the request's first statement.
+    async fn open(&self) -> Result<tokio::sync::MappedMutexGuard<'_, Tx>, DbErr> {
+        let mut guard = self.transaction.lock().await;
+        if guard.is_none() {
+            let tx = match self.backend {
+                DbBackend::Postgres => Tx::Postgres(
+                    self.pool
+                        .get_postgres_connection_pool()
+                        .begin_with(sqlx::AssertSqlSafe(self.begin.clone()))
+                        .await
+                        .map_err(query_error)?,
+                ),
+                _ => Tx::Sqlite(
+                    self.pool
+                        .get_sqlite_connection_pool()
+                        .begin_with(sqlx::AssertSqlSafe(self.begin.clone()))
+                        .await
+                        .map_err(query_error)?,
+                ),
+            };
+            *guard = Some(tx);
+        }
+        tokio::sync::MutexGuard::try_map(guard, Option::as_mut)
+            .map_err(|_| DbErr::Custom("the request's transaction did not open".to_owned()))
+    }
+
     async fn execute(&self, stmt: &sea_orm::Statement) -> Result<sea_orm::ExecResult, DbErr> {
-        let mut tx = self.transaction.lock().await;
+        let mut tx = self.open().await?;
         let result = match &mut *tx {
             Tx::Postgres(t) => bind!(sqlx::Postgres, stmt)
                 .execute(&mut **t)
@@ -289,7 +336,7 @@ impl TxRequest {
 
     async fn execute_unprepared(&self, sql: &str) -> Result<sea_orm::ExecResult, DbErr> {
         count_statement();
-        let mut tx = self.transaction.lock().await;
+        let mut tx = self.open().await?;
         let sql = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()));
         let result = match &mut *tx {
             Tx::Postgres(t) => sql.execute(&mut **t).await.map(Into::into),
@@ -302,7 +349,7 @@ impl TxRequest {
         &self,
         stmt: &sea_orm::Statement,
     ) -> Result<Option<sea_orm::QueryResult>, DbErr> {
-        let mut tx = self.transaction.lock().await;
+        let mut tx = self.open().await?;
         let row = match &mut *tx {
             Tx::Postgres(t) => bind!(sqlx::Postgres, stmt)
                 .fetch_optional(&mut **t)
@@ -320,7 +367,7 @@ impl TxRequest {
         &self,
         stmt: &sea_orm::Statement,
     ) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
-        let mut tx = self.transaction.lock().await;
+        let mut tx = self.open().await?;
         let rows = match &mut *tx {
             Tx::Postgres(t) => bind!(sqlx::Postgres, stmt)
                 .fetch_all(&mut **t)

@@ -34,6 +34,17 @@ pub enum ApiError {
         /// For people.
         message: String,
     },
+    /// `BAD_USER_INPUT`: the request is over one of the limits; `extensions.limit` names it.
+    #[error("{message}")]
+    Limit {
+        /// The limit's name (`maxTokens`, `maxDepth`, ...).
+        limit: &'static str,
+        /// What was over it, and by how much.
+        message: String,
+    },
+    /// `TIMEOUT`: the request, or one of its statements, ran longer than allowed.
+    #[error("{0}")]
+    Timeout(String),
     /// `CONFLICT`: the write collides with existing data (a unique key, say).
     #[error("{0}")]
     Conflict(String),
@@ -174,7 +185,10 @@ impl ApiError {
             Self::Unauthenticated(_) => "UNAUTHENTICATED",
             Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
-            Self::BadUserInput { .. } | Self::Refused { .. } => "BAD_USER_INPUT",
+            Self::BadUserInput { .. } | Self::Refused { .. } | Self::Limit { .. } => {
+                "BAD_USER_INPUT"
+            }
+            Self::Timeout(_) => "TIMEOUT",
             Self::Conflict(_) => "CONFLICT",
             Self::Throttled(_) => "THROTTLED",
             Self::Internal(_) => "INTERNAL",
@@ -182,10 +196,45 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// This error as a GraphQL response error (no location, no path).
+    pub fn to_server_error(&self) -> async_graphql::ServerError {
+        let error = self.extend();
+        let mut server = async_graphql::ServerError::new(error.message, None);
+        server.extensions = error.extensions;
+        server
+    }
+}
+
+/// PostgreSQL's `query_canceled`: `statement_timeout` ended the statement.
+const QUERY_CANCELED: &str = "57014";
+
 impl From<DbErr> for ApiError {
     fn from(err: DbErr) -> Self {
+        if sqlstate(&err).as_deref() == Some(QUERY_CANCELED) {
+            tracing::warn!(%err, "statement timed out");
+            return Self::Timeout(
+                "a database statement took too long and was cancelled".to_owned(),
+            );
+        }
         tracing::error!(%err, "database error");
         Self::Internal(err.to_string())
+    }
+}
+
+/// The SQLSTATE code of a database error, if it has one.
+fn sqlstate(err: &DbErr) -> Option<String> {
+    use sea_orm::RuntimeErr;
+    let runtime = match err {
+        DbErr::Query(runtime) | DbErr::Exec(runtime) | DbErr::Conn(runtime) => runtime,
+        _ => return None,
+    };
+    match runtime {
+        RuntimeErr::SqlxError(error) => error
+            .as_database_error()
+            .and_then(|e| e.code())
+            .map(|code| code.into_owned()),
+        _ => None,
     }
 }
 
@@ -193,6 +242,10 @@ impl ErrorExtensions for ApiError {
     fn extend(&self) -> async_graphql::Error {
         let mut error = async_graphql::Error::new(self.to_string());
         error = error.extend_with(|_, ext| ext.set("code", self.code()));
+        if let Self::Limit { limit, .. } = self {
+            let limit = *limit;
+            error = error.extend_with(move |_, ext| ext.set("limit", limit));
+        }
         if let Self::BadUserInput { field, .. } | Self::Refused { field, .. } = self {
             let field = field.clone();
             error = error.extend_with(move |_, ext| ext.set("field", field.clone()));

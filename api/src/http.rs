@@ -1,22 +1,23 @@
-//! The HTTP surface: `/graphql` (POST, GET), GraphiQL at `/`, `/health`, and the
-//! signed callbacks under `/webhooks/` (`crate::webhooks`).
+//! The HTTP surface: `/graphql` (POST, GET), `/health`, and the
+//! signed callbacks under `/webhooks/` (`crate::webhooks`); `/ready` and `/metrics` are
+//! `ops::endpoints`, GraphiQL at `/` is `crate::graphiql`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, Executor as _, Value};
 use async_graphql_axum::rejection::GraphQLRejection;
-use async_graphql_axum::{GraphQLBatchRequest, GraphQLRequest, GraphQLResponse};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{FromRequest as _, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::{self, Credentials};
 use crate::db::{Access, backend_name, count_statements};
@@ -28,8 +29,7 @@ pub use crate::state::AppState;
 
 /// Builds the router the server and the tests use.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(graphiql))
+    let router = Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/health", get(health))
         .route(
@@ -39,41 +39,110 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/webhooks/shopify",
             axum::routing::post(crate::webhooks::shopify::receive),
-        )
-        .with_state(state)
+        );
+    let cors = cors(&state.options.cors_origins);
+    let router = router.with_state(state);
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
-async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql")
-            .title("Stratix")
-            .finish(),
+/// CORS for the configured origins: none configured, no CORS headers (browsers then allow
+/// same-origin calls only); `*`, any origin but never with credentials; a list, those
+/// origins, with credentials. Preflights are answered by the layer itself.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::ACCEPT,
+            header::HeaderName::from_static("x-api-key"),
+            header::HeaderName::from_static(idempotency::HEADER),
+        ])
+        .expose_headers([header::HeaderName::from_static("idempotent-replayed")])
+        .max_age(std::time::Duration::from_secs(600));
+    if origins.iter().any(|origin| origin == "*") {
+        return Some(layer.allow_origin(AllowOrigin::any()));
+    }
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(origin).ok())
+        .collect();
+    Some(
+        layer
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_credentials(true),
     )
 }
 
-/// `POST /graphql`: one operation or a batch (at most `Limits::max_batch`).
-async fn graphql_post(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    request: GraphQLBatchRequest,
-) -> Response {
-    let batch = request.into_inner();
+/// Whether a request's `Content-Type` is JSON (`application/json`, any parameters).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// `POST /graphql`: one operation or a batch (at most `Limits::max_batch`), as
+/// `application/json` only: anything else is a request a browser could send cross-site
+/// without a preflight, so it is refused (415) before anything runs, as is a body over
+/// `Limits::max_body_bytes` (413).
+async fn graphql_post(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
+    if !is_json(&headers) {
+        let error = ApiError::bad_input("content-type", "send the request as application/json");
+        return error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, &error);
+    }
+    let max = state.limits.max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    let too_large = || {
+        let error = ApiError::Limit {
+            limit: "maxBodyBytes",
+            message: format!("the request body exceeds the limit of {max} bytes (maxBodyBytes)"),
+        };
+        error_response(StatusCode::PAYLOAD_TOO_LARGE, &error)
+    };
+    if declared.is_some_and(|length| length > max) {
+        return too_large();
+    }
+    // Read up to the limit and no further, whatever the body claims.
+    let Ok(bytes) = axum::body::to_bytes(body, max).await else {
+        return too_large();
+    };
+    let mut batch = match serde_json::from_slice::<BatchRequest>(&bytes) {
+        Ok(batch) => batch,
+        Err(error) => {
+            let error = ApiError::bad_input("body", format!("not a GraphQL request: {error}"));
+            return error_response(StatusCode::BAD_REQUEST, &error);
+        }
+    };
     if let BatchRequest::Batch(operations) = &batch
         && operations.len() > state.limits.max_batch
     {
-        let error = ApiError::bad_input(
-            "batch",
-            format!(
-                "{} operations exceed the limit of {}",
+        let error = ApiError::Limit {
+            limit: "maxBatch",
+            message: format!(
+                "{} operations exceed the limit of {} (maxBatch)",
                 operations.len(),
                 state.limits.max_batch
             ),
-        );
+        };
         return error_response(StatusCode::OK, &error);
     }
-    execute(&state, &headers, batch).await
+    if let Err(refused) = state.persisted.resolve(&mut batch) {
+        return refused.into_response();
+    }
+    respond(&state, &headers, batch).await
 }
 
 /// `GET /graphql`: a WebSocket upgrade for subscriptions (see `realtime::socket`), or
@@ -93,12 +162,50 @@ async fn graphql_get(
         Err(rejection) => return rejection.into_response(),
     };
     let mut request = BatchRequest::Single(request);
+    if let Err(refused) = state.persisted.resolve(&mut request) {
+        return refused.into_response();
+    }
     if access_of(&mut request) == Access::Write {
         let error = ApiError::bad_input("query", "mutations must be sent with POST");
         return error_response(StatusCode::METHOD_NOT_ALLOWED, &error);
     }
-    execute(&state, &headers, request).await
+    respond(&state, &headers, request).await
 }
+
+/// Runs a request within `Limits::request_timeout` and answers in the media type the
+/// client accepts: `application/graphql-response+json` when its `Accept` names it, else
+/// `application/json`.
+async fn respond(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> Response {
+    let timeout = state.limits.request_timeout;
+    let mut response = match tokio::time::timeout(timeout, execute(state, headers, batch)).await {
+        Ok(response) => response,
+        // Dropping the request rolls its transaction back.
+        Err(_) => {
+            let error = ApiError::Timeout(format!(
+                "the request took longer than {} ms and was cancelled",
+                timeout.as_millis()
+            ));
+            error_response(StatusCode::OK, &error)
+        }
+    };
+    let graphql_response = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.contains(GRAPHQL_RESPONSE));
+    let media = if graphql_response {
+        GRAPHQL_RESPONSE
+    } else {
+        "application/json"
+    };
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    response
+}
+
+/// The GraphQL-over-HTTP media type of responses.
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 
 /// Whether `batch` holds a mutation (then it runs in a write transaction).
 fn access_of(batch: &mut BatchRequest) -> Access {
@@ -123,6 +230,13 @@ fn access_of(batch: &mut BatchRequest) -> Access {
 }
 
 async fn execute(state: &AppState, headers: &HeaderMap, mut batch: BatchRequest) -> Response {
+    crate::telemetry::record::operation(&batch);
+    // Limits first: before credentials are looked up and before anything parses.
+    for request in batch.iter_mut() {
+        if let Err(error) = state.limits.admit(&request.query, &request.variables) {
+            return error_response(StatusCode::OK, &error);
+        }
+    }
     let authenticated = match Credentials::from_headers(headers) {
         Ok(credentials) => auth::authenticate(&state.keys, &state.db, &credentials).await,
         Err(error) => Err(error),
@@ -165,6 +279,9 @@ async fn execute(state: &AppState, headers: &HeaderMap, mut batch: BatchRequest)
         }
     }
     let counter = Arc::new(AtomicUsize::new(0));
+    // How many statements a request ran tells about the data behind it (row counts through
+    // batching, whether a filter matched): only for the service and in development.
+    let show_statements = state.options.development || principal == auth::Principal::Service;
     let plan_key = match &batch {
         BatchRequest::Single(single) if access == Access::Read => Some(PlanKey::new(
             &single.query,
@@ -183,7 +300,11 @@ async fn execute(state: &AppState, headers: &HeaderMap, mut batch: BatchRequest)
         match count_statements(counter.clone(), answer).await {
             Ok(Some(answer)) => {
                 return match request.finish(true).await {
-                    Ok(_) => plan_response(answer, counter.load(Ordering::Relaxed)),
+                    Ok(_) => {
+                        let statements = counter.load(Ordering::Relaxed);
+                        crate::telemetry::record::finished("OK", statements);
+                        plan_response(answer, show_statements.then_some(statements))
+                    }
                     Err(error) => error_response(StatusCode::OK, &error),
                 };
             }
@@ -207,13 +328,19 @@ async fn execute(state: &AppState, headers: &HeaderMap, mut batch: BatchRequest)
         BatchResponse::Batch(rs) => rs.iter().all(|r| r.is_ok()),
     };
     let mut response = match response {
-        BatchResponse::Single(response) => {
+        BatchResponse::Single(response) if show_statements => {
             let statements = counter.load(Ordering::Relaxed);
             response.extension("sqlStatements", Value::from(statements))
         }
-        batch => {
+        BatchResponse::Single(response) => response,
+        BatchResponse::Batch(mut responses) => {
+            let statements = counter.load(Ordering::Relaxed);
+            for response in &mut responses {
+                crate::telemetry::record::response(response, 0);
+            }
+            crate::telemetry::record::finished("OK", statements);
             return match request.finish(ok).await {
-                Ok(_) => GraphQLResponse::from(batch).into_response(),
+                Ok(_) => GraphQLResponse::from(BatchResponse::Batch(responses)).into_response(),
                 Err(error) => error_response(StatusCode::OK, &error),
             };
         }
@@ -237,6 +364,7 @@ async fn execute(state: &AppState, headers: &HeaderMap, mut batch: BatchRequest)
         // Nothing of the request was kept: say so beside the payloads.
         response = response.extension("transaction", Value::from("ROLLED_BACK"));
     }
+    crate::telemetry::record::response(&mut response, counter.load(Ordering::Relaxed));
     GraphQLResponse::from(response).into_response()
 }
 
@@ -259,17 +387,16 @@ fn replayed(body: String) -> Response {
 }
 
 /// A plan's answer, in the executor's envelope: `data`, then `extensions` with the cost
-/// and the statement count.
-fn plan_response(answer: crate::graphql::plan::Answer, statements: usize) -> Response {
+/// and the statement count (when shown).
+fn plan_response(answer: crate::graphql::plan::Answer, statements: Option<usize>) -> Response {
     let mut body = Vec::with_capacity(answer.data.len() + 64);
     body.extend_from_slice(b"{\"data\":");
     body.extend_from_slice(&answer.data);
+    let statements = statements
+        .map(|n| format!(",\"sqlStatements\":{n}"))
+        .unwrap_or_default();
     body.extend_from_slice(
-        format!(
-            ",\"extensions\":{{\"cost\":{},\"sqlStatements\":{statements}}}}}",
-            answer.cost
-        )
-        .as_bytes(),
+        format!(",\"extensions\":{{\"cost\":{}{statements}}}}}", answer.cost).as_bytes(),
     );
     (
         [(
@@ -282,10 +409,15 @@ fn plan_response(answer: crate::graphql::plan::Answer, statements: usize) -> Res
 }
 
 fn error_response(status: StatusCode, error: &ApiError) -> Response {
-    let body = json!({
-        "data": null,
-        "errors": [{ "message": error.to_string(), "extensions": { "code": error.code() } }],
-    });
+    let mut server = error.to_server_error();
+    if let Some(id) = crate::telemetry::record::request_id() {
+        server
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("requestId", id);
+    }
+    crate::telemetry::record::finished(error.code(), 0);
+    let body = json!({ "data": null, "errors": [server] });
     (status, Json(body)).into_response()
 }
 

@@ -8,23 +8,28 @@ pub mod config;
 pub mod db;
 pub mod domains;
 pub mod error;
+pub mod graphiql;
 pub mod graphql;
 pub mod http;
 pub mod idempotency;
+pub mod lifecycle;
+pub mod lru;
 pub mod ops;
+pub mod persisted;
 pub mod realtime;
 pub mod request;
 pub mod state;
 pub mod store;
 pub mod tables;
+pub mod telemetry;
 pub mod webhooks;
 
 use anyhow::Context as _;
+use axum::Router;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{DatabaseConnection, DbBackend};
 
 pub use config::Config;
-pub use http::router;
 pub use state::AppState;
 
 /// Opens the database; an embedded SQLite file is migrated on first start.
@@ -32,14 +37,7 @@ pub use state::AppState;
 /// PostgreSQL is migrated explicitly (`stratix migrate up`, as the schema owner), so a
 /// service that connects as a less privileged role never needs DDL rights.
 pub async fn open_database(config: &Config) -> anyhow::Result<DatabaseConnection> {
-    let db = db::connect_with(&config.database_url, config.database_pool_size)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open the database at {}",
-                redact(&config.database_url)
-            )
-        })?;
+    let db = config.database.connect().await?;
     if db.get_database_backend() == DbBackend::Sqlite {
         Migrator::up(&db, None)
             .await
@@ -56,10 +54,21 @@ pub async fn open_database(config: &Config) -> anyhow::Result<DatabaseConnection
     Ok(db)
 }
 
-/// Builds the application state: schema, keys and limits over `db`.
+/// Builds the application state with the default options: schema, keys and limits over
+/// `db`.
 pub fn build_state(db: DatabaseConnection, keys: auth::Keys) -> anyhow::Result<AppState> {
-    let limits = graphql::Limits::default();
-    let schema = graphql::schema(limits).context("building the GraphQL schema")?;
+    build_state_with(db, keys, state::Options::default())
+}
+
+/// Builds the application state with these options.
+pub fn build_state_with(
+    db: DatabaseConnection,
+    keys: auth::Keys,
+    options: state::Options,
+) -> anyhow::Result<AppState> {
+    let limits = options.limits;
+    let schema = graphql::schema_with(limits, options.introspection)
+        .context("building the GraphQL schema")?;
     // Starts listening now when a runtime is running (else on first use).
     let realtime = realtime::Broker::new(db.clone());
     realtime.start();
@@ -68,51 +77,173 @@ pub fn build_state(db: DatabaseConnection, keys: auth::Keys) -> anyhow::Result<A
         schema,
         keys: std::sync::Arc::new(keys),
         limits,
+        options: std::sync::Arc::new(options),
+        operations: realtime::socket::OpenOperations::default(),
         plans: std::sync::Arc::default(),
         api_scoping: true,
         realtime,
         usage: Default::default(),
+        shutdown: lifecycle::Shutdown::default(),
+        development_token: None,
+        persisted: std::sync::Arc::default(),
     })
 }
 
-/// Runs the HTTP server until Ctrl-C.
+/// Builds the router the server and the tests use: the API, `/ready` and `/metrics`,
+/// with request ids and request metrics on every route.
+pub fn router(state: AppState) -> Router {
+    app(state, true)
+}
+
+fn app(state: AppState, with_metrics: bool) -> Router {
+    let mut router = http::router(state.clone());
+    if state.options.graphiql {
+        router = router.merge(graphiql::routes(state.clone()));
+    }
+    telemetry::layer(router.merge(ops::endpoints::routes(state, with_metrics)))
+}
+
+/// Runs the HTTP server until SIGTERM or SIGINT, then shuts down cleanly (see
+/// [`lifecycle`]).
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    check_keys(&config)?;
     let db = open_database(&config).await?;
-    let keys = match &config.jwt_secret {
-        Some(_) => config.keys(None).await?,
-        None => development_keys(&config, &db).await?,
+    let development = !config.has_user_keys();
+    let (keys, development_token) = if development {
+        let (keys, token) = development_keys(&config, &db).await?;
+        (keys, Some(token.into()))
+    } else {
+        (config.keys(None).await?, None)
     };
-    let state = build_state(db.clone(), keys)?;
-    tokio::spawn(domains::accounts::usage::meter_requests(
-        state.usage.clone(),
+    let options = state::Options {
+        development,
+        ..config.options()
+    };
+    let mut state = build_state_with(db.clone(), keys, options)?;
+    state.development_token = development_token;
+    match (&config.persisted_queries, config.persisted_only) {
+        (Some(path), only) => {
+            state.persisted = std::sync::Arc::new(persisted::Persisted::load(path, only)?);
+        }
+        (None, true) => {
+            anyhow::bail!(
+                "STRATIX_PERSISTED_ONLY needs STRATIX_PERSISTED_QUERIES: the documents to allow"
+            )
+        }
+        (None, false) => {}
+    }
+    let shutdown = state.shutdown.clone();
+    // Every instance flushes its own request counts (not a locked job); once more at exit.
+    let usage = state.usage.clone();
+    let meter = tokio::spawn(domains::accounts::usage::meter_requests(
+        usage.clone(),
         db.clone(),
         state.realtime.clone(),
     ));
-    tokio::spawn(domains::experiments::refresh_results(
-        db.clone(),
-        state.realtime.clone(),
-        domains::experiments::REFRESH_EVERY,
-    ));
-    tokio::spawn(domains::studio::sweep_leases(
-        db.clone(),
-        state.realtime.clone(),
-        domains::studio::SWEEP_EVERY,
-    ));
-    let app = router(state);
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let jobs = config
+        .jobs
+        .then(|| ops::jobs::start(&state, config.events_retention_months));
+    let listen = config.listen_addr();
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let metrics_server = match config.metrics_listen {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} for /metrics"))?;
+            let routes = telemetry::layer(ops::endpoints::metrics_routes(state.clone()));
+            Some(tokio::spawn(
+                axum::serve(listener, routes)
+                    .with_graceful_shutdown(shutdown.begun())
+                    .into_future(),
+            ))
+        }
+        None => None,
+    };
+    let state_persisted = state.persisted.len();
+    let app = app(state, config.metrics_listen.is_none());
     tracing::info!(
-        listen = %config.listen,
+        listen = %listen,
         database = db::backend_name(&db),
-        "stratix listening on http://{}",
-        config.listen
+        auth = config.auth_methods().join(","),
+        metrics = %config.metrics_listen.map_or_else(|| format!("{listen}/metrics"), |a| format!("{a}/metrics")),
+        jobs = config.jobs,
+        "stratix {} listening on http://{listen} ({} at {}; auth: {}; /metrics on {}; background jobs {}; persisted queries: {})",
+        env!("CARGO_PKG_VERSION"),
+        db::backend_name(&db),
+        redact(&config.database.url),
+        config.auth_methods().join(", "),
+        config.metrics_listen.unwrap_or(listen),
+        if config.jobs { "on" } else { "off" },
+        match (config.persisted_only, state_persisted) {
+            (true, n) => format!("only the {n} loaded"),
+            (false, 0) => "automatic".to_owned(),
+            (false, n) => format!("automatic, {n} loaded"),
+        },
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    let mut server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.begun())
+            .into_future(),
+    );
+    let signal = tokio::select! {
+        ended = &mut server => {
+            ended??;
+            anyhow::bail!("the server stopped on its own");
+        }
+        signal = lifecycle::signal() => signal,
+    };
+    let grace = config.shutdown_timeout;
+    tracing::info!(
+        signal,
+        "{signal}: shutting down; in-flight requests have {}s to finish",
+        grace.as_secs()
+    );
+    // Stop accepting, fail /ready, close WebSockets (1001).
+    shutdown.begin();
+    match tokio::time::timeout(grace, &mut server).await {
+        Ok(ended) => ended??,
+        Err(_) => {
+            tracing::warn!("requests still running after {}s; exiting", grace.as_secs());
+            server.abort();
+        }
+    }
+    if !shutdown
+        .sockets_closed(std::time::Duration::from_secs(5))
+        .await
+    {
+        tracing::warn!(
+            open = shutdown.websockets(),
+            "WebSockets still open at exit"
+        );
+    }
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.abort();
+    }
+    if let Some(jobs) = jobs {
+        jobs.stop().await;
+    }
+    meter.abort();
+    if let Err(error) = usage.flush(&db).await {
+        tracing::warn!(%error, "writing the last API request counts failed");
+    }
+    db.close().await.ok();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Development mode (tokens signed with a secret made up at start) is for the embedded
+/// SQLite database only: a PostgreSQL deployment without keys would accept tokens nobody
+/// can verify later, so it does not start.
+pub fn check_keys(config: &Config) -> anyhow::Result<()> {
+    if !config.has_user_keys() && !config.database.url.starts_with("sqlite") {
+        anyhow::bail!(
+            "JWT_SECRET (or JWT_JWKS) must be set to serve {}: development mode, with a \
+             made-up secret and printed tokens, runs on SQLite only",
+            redact(&config.database.url)
+        );
+    }
     Ok(())
 }
 
@@ -134,8 +265,12 @@ pub fn redact(url: &str) -> String {
 pub const DEMO_EMAIL: &str = "demo@stratix.dev";
 
 /// Development mode (no `JWT_SECRET`): a random secret for this process, a demo user (made
-/// once, with its profile and credits), and ready tokens for it and for `service_role`.
-async fn development_keys(config: &Config, db: &DatabaseConnection) -> anyhow::Result<auth::Keys> {
+/// once, with its profile and credits), and ready tokens for it and for `service_role`;
+/// the keys, and the demo user's token for GraphiQL.
+async fn development_keys(
+    config: &Config,
+    db: &DatabaseConnection,
+) -> anyhow::Result<(auth::Keys, String)> {
     use entity::accounts::users;
     use sea_orm::{
         ActiveModelTrait as _, ColumnTrait as _, EntityTrait as _, QueryFilter as _, Set,
@@ -182,13 +317,13 @@ async fn development_keys(config: &Config, db: &DatabaseConnection) -> anyhow::R
             },
         )
     };
+    let demo_token = token(demo.to_string(), "authenticated")?;
     eprintln!(
-        "development mode (no JWT_SECRET): GraphiQL at http://{}/ with a header\n  \
-         demo user {DEMO_EMAIL}: Authorization: Bearer {}\n  \
+        "development mode (no JWT_SECRET): GraphiQL at http://{}/ (signed in as the demo user)\n  \
+         demo user {DEMO_EMAIL}: Authorization: Bearer {demo_token}\n  \
          service_role:             Authorization: Bearer {}",
-        config.listen,
-        token(demo.to_string(), "authenticated")?,
+        config.listen_addr(),
         token("development".to_owned(), "service_role")?,
     );
-    config.keys(Some(&secret)).await
+    Ok((config.keys(Some(&secret)).await?, demo_token))
 }

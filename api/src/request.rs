@@ -100,7 +100,8 @@ impl AppState {
         scope: Scope,
         access: Access,
     ) -> ApiResult<Opened> {
-        let db = RequestDb::begin(&self.db, &principal.claims(), access).await?;
+        let timeout = Some(self.limits.statement_timeout);
+        let db = RequestDb::begin_limited(&self.db, &principal.claims(), access, timeout).await?;
         Ok(Opened {
             context: self.context(db, scope, principal),
             access,

@@ -10,6 +10,36 @@ use crate::graphql::Limits;
 use crate::graphql::plan::PlanCache;
 use crate::store::Scope;
 
+/// What a deployment switches on or off, beside the limits (from [`crate::Config`]; the
+/// defaults are what the tests run with).
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The request limits.
+    pub limits: Limits,
+    /// Origins browsers may call the API from (`STRATIX_CORS_ORIGINS`): none means
+    /// same-origin only, `*` any origin without credentials.
+    pub cors_origins: Vec<String>,
+    /// Whether the schema answers introspection (`__schema`, `__type`).
+    pub introspection: bool,
+    /// Whether GraphiQL is served at `/`.
+    pub graphiql: bool,
+    /// Development mode (SQLite without JWT keys): responses show
+    /// `extensions.sqlStatements` to every caller, not only to `service_role`.
+    pub development: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            cors_origins: Vec::new(),
+            introspection: true,
+            graphiql: true,
+            development: false,
+        }
+    }
+}
+
 /// The application's shared state, cloned into every handler.
 #[derive(Clone)]
 pub struct AppState {
@@ -19,8 +49,12 @@ pub struct AppState {
     pub schema: async_graphql::dynamic::Schema,
     /// The keys credentials are verified with.
     pub keys: Arc<Keys>,
-    /// The request limits.
+    /// The request limits (the options' own).
     pub limits: Limits,
+    /// The deployment's switches.
+    pub options: Arc<Options>,
+    /// Open WebSocket operations per principal, for the per-principal cap.
+    pub operations: crate::realtime::socket::OpenOperations,
     /// Compiled read plans (the executor's fast path), by document.
     pub plans: Arc<PlanCache>,
     /// Whether the API scopes reads and writes by the principal. Always true in service;
@@ -30,6 +64,13 @@ pub struct AppState {
     pub realtime: crate::realtime::Broker,
     /// Users' API requests, counted for `usage_metrics`.
     pub usage: crate::domains::accounts::usage::RequestMeter,
+    /// The server's shutdown signal (`/ready` fails and WebSockets close once it begins).
+    pub shutdown: crate::lifecycle::Shutdown,
+    /// Development mode's token, which GraphiQL opens with; `None` otherwise.
+    pub development_token: Option<Arc<str>>,
+    /// Persisted documents by hash (Apollo's automatic persisted queries, or the
+    /// allow-list).
+    pub persisted: Arc<crate::persisted::Persisted>,
 }
 
 impl AppState {

@@ -212,6 +212,10 @@ on_both_backends! {
             assert_eq!(errors[0]["field"], json!(["input", field]), "{input}: {}", reply.body);
             assert!(errors[0]["message"].as_str().is_some_and(|m| !m.is_empty()));
         }
+        let nul = app
+            .graphql(Some(&token), CREATE, json!({ "i": { "orderId": "A\u{0}B", "amount": "5" } }))
+            .await;
+        assert_eq!(nul.data()["paymentCreate"]["userErrors"][0]["code"], "INVALID", "{}", nul.body);
         let fractional = app
             .graphql(Some(&token), CREATE, json!({ "i": { "orderId": "A", "amount": "5", "credits": 1.5 } }))
             .await;

@@ -57,8 +57,12 @@ pub fn generate() -> (String, String) {
     (format!("sk_{prefix}_{secret}"), format!("sk_{prefix}"))
 }
 
-/// The user and scopes of a presented key; revoked, expired and unknown keys are refused.
-pub async fn verify<C: ConnectionTrait>(db: &C, key: &str) -> ApiResult<(Uuid, Vec<KeyScope>)> {
+/// The user, scopes and id of a presented key; revoked, expired and unknown keys are
+/// refused.
+pub async fn verify<C: ConnectionTrait>(
+    db: &C,
+    key: &str,
+) -> ApiResult<(Uuid, Vec<KeyScope>, Uuid)> {
     let refuse = || ApiError::Unauthenticated("invalid API key".to_owned());
     let found = api_keys::Entity::find()
         .filter(api_keys::Column::KeyHash.eq(hash(key)))
@@ -79,9 +83,9 @@ pub async fn verify<C: ConnectionTrait>(db: &C, key: &str) -> ApiResult<(Uuid, V
         touch.last_used_at = Set(Some(now));
         touch.update(db).await?;
         tracing::debug!(api_key.id = %id, user.id = %user, "API key used");
-        return Ok((user, scopes));
+        return Ok((user, scopes, id));
     }
-    Ok((found.user_id, scopes))
+    Ok((found.user_id, scopes, found.id))
 }
 
 /// The scopes in a stored `scopes` JSON array.

@@ -15,8 +15,30 @@ use crate::error::ApiError;
 
 /// The audience Supabase puts in user tokens.
 pub const AUDIENCE: &str = "authenticated";
-/// Clock skew tolerated on `exp` / `nbf`, in seconds.
+/// Clock skew tolerated on `exp` / `nbf` / `iat`, in seconds.
 pub const LEEWAY_SECONDS: u64 = 30;
+
+/// The roles a user token may carry (Supabase's): anything else is refused, never read as
+/// a user.
+pub const ROLES: [&str; 3] = ["authenticated", "service_role", "anon"];
+
+/// A verified user token, as presented.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Verified {
+    /// The user's id; absent in Supabase's project keys (`anon`, `service_role`).
+    #[serde(default)]
+    pub sub: Option<String>,
+    /// One of [`ROLES`].
+    pub role: String,
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+    /// Issued at, if said.
+    #[serde(default)]
+    pub iat: Option<i64>,
+    /// The audience, if any (checked against [`AUDIENCE`] by the decoder when present).
+    #[serde(default)]
+    aud: Option<serde_json::Value>,
+}
 
 /// The claims Stratix reads (and writes when it mints a token).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,8 +92,22 @@ pub fn validation(algorithm: Algorithm, audience: &str) -> Validation {
     validation
 }
 
-/// Verifies a user token against `keys`.
-pub fn verify(keys: &UserKeys, token: &str) -> Result<Claims, ApiError> {
+/// Refuses a token issued in the future, beyond `leeway` seconds of clock skew.
+pub fn check_issued(iat: Option<i64>, leeway: u64) -> Result<(), ApiError> {
+    let now = chrono::Utc::now().timestamp();
+    match iat {
+        Some(iat) if iat > now.saturating_add_unsigned(leeway) => {
+            Err(unauthenticated("it was issued in the future (iat)"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Verifies a user token against `keys`: its signature, `exp` (required), `nbf`, `iat`
+/// and `aud` when present, and its role. A user (`authenticated`) must have a `sub` and
+/// the `authenticated` audience; Supabase's project keys (`anon`, `service_role`, with
+/// neither `sub` nor `aud`) are accepted as those roles.
+pub fn verify(keys: &UserKeys, token: &str) -> Result<Verified, ApiError> {
     let header = decode_header(token).map_err(unauthenticated)?;
     let (key, algorithm) = match header.alg {
         Algorithm::HS256 if !keys.secret.is_empty() => {
@@ -102,7 +138,20 @@ pub fn verify(keys: &UserKeys, token: &str) -> Result<Claims, ApiError> {
             )));
         }
     };
-    decode::<Claims>(token, &key, &validation(algorithm, AUDIENCE))
-        .map(|data| data.claims)
-        .map_err(unauthenticated)
+    let mut validation = validation(algorithm, AUDIENCE);
+    validation.set_required_spec_claims(&["exp"]);
+    let verified = decode::<Verified>(token, &key, &validation)
+        .map_err(unauthenticated)?
+        .claims;
+    check_issued(verified.iat, LEEWAY_SECONDS)?;
+    if !ROLES.contains(&verified.role.as_str()) {
+        return Err(unauthenticated(format!(
+            "role {:?} is not accepted",
+            verified.role
+        )));
+    }
+    if verified.role == "authenticated" && (verified.sub.is_none() || verified.aud.is_none()) {
+        return Err(unauthenticated("a user token needs sub and aud"));
+    }
+    Ok(verified)
 }

@@ -34,8 +34,8 @@ pub struct Keys {
     pub payments_webhook: Vec<u8>,
 }
 
-/// Credentials as presented, not yet checked.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Credentials as presented, not yet checked. Their `Debug` hides the secret.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Credentials {
     /// Nothing.
     None,
@@ -45,6 +45,16 @@ pub enum Credentials {
     ApiKey(String),
 }
 
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::None => "None",
+            Self::Bearer(_) => "Bearer(<redacted>)",
+            Self::ApiKey(_) => "ApiKey(<redacted>)",
+        })
+    }
+}
+
 impl Credentials {
     /// From HTTP headers.
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
@@ -52,7 +62,7 @@ impl Credentials {
             let key = key
                 .to_str()
                 .map_err(|_| ApiError::Unauthenticated("x-api-key is not text".to_owned()))?;
-            return Ok(Self::ApiKey(key.trim().to_owned()));
+            return Ok(Self::ApiKey(key.to_owned()));
         }
         match headers.get(axum::http::header::AUTHORIZATION) {
             None => Ok(Self::None),
@@ -72,11 +82,12 @@ impl Credentials {
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
                 .and_then(|(_, v)| v.as_str())
         };
+        // Compared exactly as sent: a credential with extra characters is another one.
         if let Some(key) = get("x-api-key") {
-            return Ok(Self::ApiKey(key.trim().to_owned()));
+            return Ok(Self::ApiKey(key.to_owned()));
         }
         if let Some(token) = get("token") {
-            return Ok(Self::Bearer(token.trim().to_owned()));
+            return Ok(Self::Bearer(token.to_owned()));
         }
         match get("authorization") {
             Some(value) => Self::from_authorization(value),
@@ -87,7 +98,7 @@ impl Credentials {
     fn from_authorization(value: &str) -> Result<Self, ApiError> {
         value
             .strip_prefix("Bearer ")
-            .map(|token| Self::Bearer(token.trim().to_owned()))
+            .map(|token| Self::Bearer(token.to_owned()))
             .ok_or_else(|| {
                 ApiError::Unauthenticated("Authorization must be `Bearer <token>`".to_owned())
             })
@@ -95,7 +106,7 @@ impl Credentials {
 }
 
 /// An authenticated caller.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Principal {
     /// No credentials.
     Anonymous,
@@ -107,6 +118,9 @@ pub enum Principal {
         id: Uuid,
         /// What the credential allows.
         scopes: Vec<KeyScope>,
+        /// The API key (`api_keys.id`) the request came with; `None` for a signed-in
+        /// session (a JWT).
+        key: Option<Uuid>,
     },
     /// A Shopify shop, through a session token.
     Shop {
@@ -168,9 +182,13 @@ pub async fn authenticate<C: ConnectionTrait>(
     match credentials {
         Credentials::None => Ok(anonymous),
         Credentials::ApiKey(key) => {
-            let (id, scopes) = api_keys::verify(db, key).await?;
+            let (id, scopes, key) = api_keys::verify(db, key).await?;
             Ok(Authenticated {
-                principal: Principal::User { id, scopes },
+                principal: Principal::User {
+                    id,
+                    scopes,
+                    key: Some(key),
+                },
                 expires_at: None,
             })
         }
@@ -194,11 +212,17 @@ pub async fn authenticate<C: ConnectionTrait>(
             let claims = jwt::verify(&keys.user, token)?;
             let principal = match claims.role.as_str() {
                 "service_role" => Principal::Service,
+                "anon" => Principal::Anonymous,
                 _ => Principal::User {
-                    id: Uuid::parse_str(&claims.sub).map_err(|_| {
-                        ApiError::Unauthenticated("the token's sub is not a user id".to_owned())
-                    })?,
+                    id: claims
+                        .sub
+                        .as_deref()
+                        .and_then(|sub| Uuid::parse_str(sub).ok())
+                        .ok_or_else(|| {
+                            ApiError::Unauthenticated("the token's sub is not a user id".to_owned())
+                        })?,
                     scopes: vec![KeyScope::Read, KeyScope::Write],
+                    key: None,
                 },
             };
             Ok(Authenticated {

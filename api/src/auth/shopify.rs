@@ -17,11 +17,19 @@ pub struct ShopifyKeys {
     pub api_secret: Vec<u8>,
 }
 
+/// Clock skew tolerated on session tokens: Shopify's own libraries allow 10 s.
+pub const LEEWAY_SECONDS: u64 = 10;
+
+/// The longest lifetime (`exp - iat`) a session token may have: App Bridge's last one
+/// minute, so anything much longer was not made by Shopify for a browser session.
+pub const MAX_LIFETIME_SECONDS: i64 = 5 * 60;
+
 #[derive(Debug, Deserialize)]
 struct SessionClaims {
     iss: String,
     dest: String,
     exp: i64,
+    iat: i64,
 }
 
 /// Whether an unverified token looks like a Shopify session token (it has `dest`).
@@ -49,6 +57,7 @@ pub fn verify(keys: &ShopifyKeys, token: &str) -> Result<(String, i64), ApiError
     }
     let mut validation = validation(Algorithm::HS256, &keys.api_key);
     validation.set_required_spec_claims(&["exp", "aud", "iss"]);
+    validation.leeway = LEEWAY_SECONDS;
     let claims = decode::<SessionClaims>(
         token,
         &DecodingKey::from_secret(&keys.api_secret),
@@ -56,6 +65,10 @@ pub fn verify(keys: &ShopifyKeys, token: &str) -> Result<(String, i64), ApiError
     )
     .map_err(|e| refuse(&e.to_string()))?
     .claims;
+    super::jwt::check_issued(Some(claims.iat), LEEWAY_SECONDS)?;
+    if claims.exp - claims.iat > MAX_LIFETIME_SECONDS {
+        return Err(refuse("its lifetime is longer than a session token's"));
+    }
     let shop = claims
         .dest
         .strip_prefix("https://")

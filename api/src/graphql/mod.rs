@@ -16,9 +16,15 @@ mod types;
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use async_graphql::ServerResult;
 use async_graphql::dataloader::{DataLoader, HashMapCache};
 use async_graphql::dynamic::{
     Field, FieldFuture, InputValue, Object, Schema, SchemaError, TypeRef,
+};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo,
 };
 
 pub use limits::Limits;
@@ -38,15 +44,59 @@ pub fn batch_loader(db: RequestDb, scope: Scope) -> Batches {
     DataLoader::with_cache(
         BatchLoader::new(db, scope),
         |task| {
-            tokio::spawn(crate::db::with_statement_counter(task));
+            // The request's span goes along, so the batch's log lines carry its request id.
+            tokio::spawn(tracing::Instrument::in_current_span(
+                crate::db::with_statement_counter(task),
+            ));
         },
         HashMapCache::default(),
     )
     .delay(Duration::ZERO)
 }
 
-/// Builds the schema.
+/// Lets an item of `nodes(ids:)` be null. The dynamic executor resolves a list item of an
+/// interface type only from a typed value and fails on null, so the item a resolver left
+/// null (an id with no visible row) is answered as null here instead.
+struct NullNodes;
+
+impl ExtensionFactory for NullNodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(NullNodes)
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for NullNodes {
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<async_graphql::Value>> {
+        let item_of_nodes = info.parent_type == "[Node]";
+        match next.run(ctx, info).await {
+            // The one error a null item of `[Node]` raises (nothing else can: every row
+            // comes with its type).
+            Err(error)
+                if item_of_nodes
+                    && error
+                        .message
+                        .starts_with("internal: invalid value for interface \"Node\"") =>
+            {
+                Ok(None)
+            }
+            other => other,
+        }
+    }
+}
+
+/// Builds the schema, with introspection.
 pub fn schema(limits: Limits) -> Result<Schema, SchemaError> {
+    schema_with(limits, true)
+}
+
+/// Builds the schema; without `introspection`, `__schema` and `__type` answer nothing.
+pub fn schema_with(limits: Limits, introspection: bool) -> Result<Schema, SchemaError> {
     let mut query = Object::new("Query")
         .description("Every table as a Relay connection, and any row by its global id.")
         .field(
@@ -67,7 +117,7 @@ pub fn schema(limits: Limits) -> Result<Schema, SchemaError> {
             .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID))),
         )
         .field(
-            Field::new("nodes", TypeRef::named_nn_list_nn("Node"), |ctx| {
+            Field::new("nodes", TypeRef::named_list_nn("Node"), |ctx| {
                 FieldFuture::new(run(async move {
                     let list = ctx
                         .args
@@ -85,14 +135,15 @@ pub fn schema(limits: Limits) -> Result<Schema, SchemaError> {
                         .map_err(|e| crate::error::ApiError::bad_input("ids", e.message))?;
                     let found = resolve::nodes(&ctx, &ids).await?;
                     Ok(Some(async_graphql::dynamic::FieldValue::list(
-                        found.into_iter().flatten(),
+                        found
+                            .into_iter()
+                            .map(|row| row.unwrap_or(async_graphql::dynamic::FieldValue::NULL)),
                     )))
                 }))
             })
             .description(
-                "The rows with these global ids (at most 250), in the order asked. Ids with no row the \
-                 caller may see are left out (the dynamic executor cannot return null list items of an \
-                 interface type).",
+                "The rows with these global ids (at most 250): one entry per id, in the order asked, \
+                 null where there is no row the caller may see.",
             )
             .argument(InputValue::new(
                 "ids",
@@ -105,7 +156,11 @@ pub fn schema(limits: Limits) -> Result<Schema, SchemaError> {
     let mut builder = Schema::build("Query", Some("Mutation"), Some("Subscription"))
         .register(query)
         .extension(limits)
+        .extension(NullNodes)
         .limit_recursive_depth(64);
+    if !introspection {
+        builder = builder.disable_introspection();
+    }
     builder = scalars::register(builder);
     builder = types::register_common(builder);
     builder = mutations::register(builder);

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_orm::Value;
 
 use super::model::{FieldKind, GqlTable};
-use super::scalars::{field, from_graphql};
+use super::scalars::{field, from_graphql, input_json};
 use crate::error::{ApiError, ApiResult};
 use crate::store::values::{from_json, to_json};
 use crate::store::{
@@ -182,8 +182,8 @@ fn parse_op(kind: ValueKind, op: &str, operand: &GqlValue, path: &str) -> ApiRes
         }
         items.iter().map(|v| from_graphql(path, kind, v)).collect()
     };
-    let text = || match operand {
-        GqlValue::String(s) => Ok(s.clone()),
+    let text = || match input_json(path, operand)? {
+        serde_json::Value::String(s) => Ok(s),
         _ => Err(ApiError::bad_input(path, "must be a string")),
     };
     Ok(match op {
@@ -201,8 +201,8 @@ fn parse_op(kind: ValueKind, op: &str, operand: &GqlValue, path: &str) -> ApiRes
         },
         "like" => Op::Like(text()?),
         "ilike" => Op::ILike(text()?),
-        "contains" => match operand.clone().into_json() {
-            Ok(serde_json::Value::Object(map))
+        "contains" => match input_json(path, operand)? {
+            serde_json::Value::Object(map)
                 if map
                     .values()
                     .all(|v| v.is_string() || v.is_number() || v.is_boolean()) =>

@@ -425,16 +425,17 @@ pub async fn nodes<'a>(
             (gql, Key { spec, id })
         }));
     }
-    let mut found = loader
+    let found = loader
         .load_many(keys.iter().flatten().map(|(_, key)| key.clone()))
         .await
         .map_err(loaded)?;
+    // Looked up, not taken: an id asked twice is answered twice.
     let mut rows: Vec<Option<(&'static GqlTable, Arc<Row>)>> = keys
         .into_iter()
         .map(|entry| {
             let (gql, key) = entry?;
-            match found.remove(&key)? {
-                Loaded::Row(Some(row)) => Some((gql, row)),
+            match found.get(&key)? {
+                Loaded::Row(Some(row)) => Some((gql, row.clone())),
                 _ => None,
             }
         })

@@ -79,12 +79,36 @@ pub fn to_graphql(value: &Value) -> GqlValue {
         .unwrap_or(GqlValue::Null)
 }
 
-/// Reads a GraphQL input value as a column value of `kind`; `argument` names it in errors.
-pub fn from_graphql(argument: &str, kind: ValueKind, value: &GqlValue) -> Result<Value, ApiError> {
+/// A GraphQL input value as JSON, refusing text with a NUL character anywhere in it (keys
+/// included): PostgreSQL cannot hold one in `text` or `jsonb`, so it could only end in a
+/// database error, and SQLite is held to the same rule.
+pub fn input_json(argument: &str, value: &GqlValue) -> Result<serde_json::Value, ApiError> {
+    fn has_nul(json: &serde_json::Value) -> bool {
+        match json {
+            serde_json::Value::String(text) => text.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().any(has_nul),
+            serde_json::Value::Object(fields) => fields
+                .iter()
+                .any(|(key, value)| key.contains('\0') || has_nul(value)),
+            _ => false,
+        }
+    }
     let json = value
         .clone()
         .into_json()
         .map_err(|_| ApiError::bad_input(argument, "not a JSON-representable value"))?;
+    if has_nul(&json) {
+        return Err(ApiError::bad_input(
+            argument,
+            "text may not contain the NUL character (U+0000)",
+        ));
+    }
+    Ok(json)
+}
+
+/// Reads a GraphQL input value as a column value of `kind`; `argument` names it in errors.
+pub fn from_graphql(argument: &str, kind: ValueKind, value: &GqlValue) -> Result<Value, ApiError> {
+    let json = input_json(argument, value)?;
     from_json(kind, &json).ok_or_else(|| {
         ApiError::bad_input(argument, format!("{json} is not a valid {}", type_of(kind)))
     })

@@ -2,7 +2,9 @@
 //!
 //! Compares the live database with what the code expects: the catalog's tables, the
 //! entities' columns (name, type family, nullability), the critical indexes, the triggers,
-//! and on PostgreSQL row-level security and the `events` partitions.
+//! and on PostgreSQL row-level security and the `events` partitions. Then the data: every
+//! credit balance against its ledger, rows whose parent is missing, gaps in version
+//! sequences, and (PostgreSQL) events waiting in `events_default`.
 
 use std::fmt;
 
@@ -13,7 +15,7 @@ use migration::catalog::{
     POSTGRES_INDEXES, TABLES,
 };
 use migration::introspect::{self, DbColumn};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, Query, TableRef};
+use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, Func, Query, TableRef};
 use sea_orm::{ColumnType, ConnectionTrait, DbBackend, DbErr};
 
 /// One line of the report.
@@ -154,7 +156,45 @@ pub async fn run<C: ConnectionTrait>(db: &C) -> Result<Report, DbErr> {
         "Credit balances that differ from their ledger",
     );
 
+    let orphans = orphans(db).await?;
+    report.push(
+        orphans,
+        "No row refers to a missing parent".to_owned(),
+        "Rows whose parent is missing",
+    );
+
+    let mut gaps = Vec::new();
+    for (table, group) in VERSIONED {
+        gaps.extend(version_gaps(db, table, group).await?);
+    }
+    report.push(
+        gaps,
+        "Version sequences run 1, 2, 3... without gaps".to_owned(),
+        "Version sequences with gaps",
+    );
+
     if postgres {
+        let mut select = Query::select();
+        select
+            .expr(Expr::col(Asterisk).count())
+            .from("events_default");
+        let stray: i64 = match db.query_one(&select).await? {
+            Some(row) => row.try_get_by_index(0)?,
+            None => 0,
+        };
+        let problems = if stray == 0 {
+            Vec::new()
+        } else {
+            vec![format!(
+                "{stray} rows (their month has no partition: `stratix partitions` moves them)"
+            )]
+        };
+        report.push(
+            problems,
+            "No events wait in events_default".to_owned(),
+            "events_default holds rows",
+        );
+
         let security = introspect::row_security(db).await?;
         let missing: Vec<String> = TABLES
             .iter()
@@ -184,6 +224,94 @@ pub async fn run<C: ConnectionTrait>(db: &C) -> Result<Report, DbErr> {
     Ok(report)
 }
 
+/// Tables whose rows carry a version per group, and the group's columns.
+const VERSIONED: &[(&str, &[&str])] = &[
+    ("content_revisions", &["product_id"]),
+    ("patches", &["shop_id", "applied_to"]),
+];
+
+/// The groups of `table` whose versions are not exactly 1..n, as `<group>: versions
+/// <min>..<max>, <n> rows`.
+async fn version_gaps<C: ConnectionTrait>(
+    db: &C,
+    table: &'static str,
+    group: &[&'static str],
+) -> Result<Vec<String>, DbErr> {
+    let mut select = Query::select();
+    select
+        .from(table)
+        .expr(Expr::col("version").min())
+        .expr(Expr::col("version").max())
+        .expr(Expr::col(Asterisk).count());
+    for column in group {
+        select
+            .column(*column)
+            .group_by_col(*column)
+            .order_by(*column, sea_orm::Order::Asc);
+    }
+    select.and_having(
+        Expr::col("version")
+            .min()
+            .ne(1)
+            .or(Expr::col("version").max().ne(Expr::col(Asterisk).count())),
+    );
+    let mut gaps = Vec::new();
+    for row in db.query_all(&select).await? {
+        let min: i64 = row.try_get_by_index::<i32>(0).map(i64::from)?;
+        let max: i64 = row.try_get_by_index::<i32>(1).map(i64::from)?;
+        let count: i64 = row.try_get_by_index(2)?;
+        // Group columns are ids or text.
+        let key: Vec<String> = (3..3 + group.len())
+            .map(|i| {
+                row.try_get_by_index::<uuid::Uuid>(i)
+                    .map(|id| id.to_string())
+                    .or_else(|_| row.try_get_by_index::<String>(i))
+            })
+            .collect::<Result<_, _>>()?;
+        gaps.push(format!(
+            "{table} {}: versions {min}..{max}, {count} rows",
+            key.join("/")
+        ));
+    }
+    Ok(gaps)
+}
+
+/// Rows whose foreign key names a parent that does not exist (the foreign keys refuse
+/// them; this finds what got past them, e.g. SQLite edited with foreign keys off), as
+/// `<table>.<column>: <n> rows`.
+async fn orphans<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr> {
+    let tables = crate::tables::tables();
+    let mut orphans = Vec::new();
+    for table in &tables.all {
+        for relation in &table.relations {
+            if relation.kind != entity::registry::RelationKind::BelongsTo {
+                continue;
+            }
+            let parent = &tables.all[relation.other];
+            let column = table.columns[relation.foreign_key].name;
+            let mut exists = Query::select();
+            exists
+                .expr(Expr::val(1))
+                .from_as(parent.name, "p")
+                .and_where(Expr::col(("p", "id")).equals(("c", column)));
+            let mut select = Query::select();
+            select
+                .expr(Expr::col(Asterisk).count())
+                .from_as(table.name, "c")
+                .and_where(Expr::col(("c", column)).is_not_null())
+                .and_where(Expr::exists(exists).not());
+            let n: i64 = match db.query_one(&select).await? {
+                Some(row) => row.try_get_by_index(0)?,
+                None => 0,
+            };
+            if n > 0 {
+                orphans.push(format!("{}.{column}: {n} rows", table.name));
+            }
+        }
+    }
+    Ok(orphans)
+}
+
 /// The credit accounts whose balance is not the sum of their ledger rows, as
 /// `<id>: balance <b>, ledger <l>`.
 async fn ledger_drift<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr> {
@@ -201,7 +329,9 @@ async fn ledger_drift<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr> 
         .expr(Expr::expr(sum.clone()).cast_as("bigint"))
         .group_by_col(("a", "id"))
         .group_by_col(("a", "balance"))
-        .and_having(Expr::col(("a", "balance")).ne(Expr::expr(sum)));
+        .and_having(Expr::col(("a", "balance")).ne(Expr::expr(sum)))
+        // In a stable order: reports of two copies of a database compare equal.
+        .order_by(("a", "id"), sea_orm::Order::Asc);
     let mut drifted = Vec::new();
     for row in db.query_all(&select).await? {
         let id: uuid::Uuid = row.try_get_by_index(0)?;

@@ -1,3 +1,8 @@
-//! Operations on the database itself: schema validation (`stratix check`).
+//! Operations: schema and data checks (`stratix check`), backup and restore, `events`
+//! partitions, the background jobs of `stratix serve`, and `/ready` and `/metrics`.
 
+pub mod backup;
 pub mod check;
+pub mod endpoints;
+pub mod jobs;
+pub mod partitions;

@@ -20,10 +20,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use sea_orm::sqlx::postgres::PgListener;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -52,13 +53,14 @@ enum Notice {
 /// Starts the listener and the sequencer.
 pub(super) fn spawn(inner: Arc<Inner>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(listen(inner.db.clone(), tx));
+    tokio::spawn(listen(inner.clone(), tx));
     tokio::spawn(sequence(inner, rx));
 }
 
 /// Holds one `LISTEN` connection from the pool, reconnecting with backoff.
-async fn listen(db: DatabaseConnection, tx: mpsc::UnboundedSender<Notice>) {
-    let pool = db.get_postgres_connection_pool().clone();
+async fn listen(inner: Arc<Inner>, tx: mpsc::UnboundedSender<Notice>) {
+    let pool = inner.db.get_postgres_connection_pool().clone();
+    let up = |listening: bool| inner.listening.store(listening, Ordering::Release);
     let mut backoff = Duration::from_millis(100);
     loop {
         let connected = async {
@@ -78,6 +80,7 @@ async fn listen(db: DatabaseConnection, tx: mpsc::UnboundedSender<Notice>) {
             }
         };
         backoff = Duration::from_millis(100);
+        up(true);
         if tx.send(Notice::Connected).is_err() {
             return;
         }
@@ -101,6 +104,7 @@ async fn listen(db: DatabaseConnection, tx: mpsc::UnboundedSender<Notice>) {
                 Err(sea_orm::sqlx::Error::PoolClosed) => return,
                 Err(error) => {
                     tracing::warn!(%error, "realtime: the LISTEN connection failed; reconnecting");
+                    up(false);
                     break;
                 }
             }

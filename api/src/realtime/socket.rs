@@ -4,23 +4,32 @@
 //!
 //! | when | close code |
 //! |---|---|
+//! | a message larger than `Limits::max_body_bytes` | 1009 |
+//! | `graphql-transport-ws`: a binary frame, invalid JSON, an unknown message type or a message without its fields | 4400 |
+//! | `graphql-transport-ws`: `subscribe` before `connection_ack` | 4401 |
 //! | no `connection_init` within [`INIT_TIMEOUT`] | 4408 |
+//! | `graphql-transport-ws`: a second `connection_init` | 4429 |
 //! | `connection_init` credentials refused | 4403 (legacy: `connection_error` first) |
 //! | the token expires (or, without expiry, the credentials stop verifying) | 4401 |
-//! | a `subscribe`/`start` reuses the id of a running subscription | 4409 |
+//! | a `subscribe`/`start` reuses the id of a running operation | 4409 |
 //! | the credentials could not be checked (database down) | 4500 |
+//! | the server shuts down (SIGTERM, SIGINT) | 1001 |
+//!
+//! An operation past `Limits::max_subscriptions_per_connection` on the socket, or past
+//! `Limits::max_subscriptions_per_principal` over all of its principal's sockets, gets an
+//! `error` message (`THROTTLED`) and is not run; the connection stays open.
 //!
 //! Credentials come in the `connection_init` payload, as on HTTP (see
 //! [`Credentials::from_payload`]). Subscriptions run with the connection's principal;
 //! queries may be sent too and run as over HTTP; mutations must be POSTed.
 
-use std::collections::HashSet;
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols, WsMessage};
 use async_graphql::parser::types::OperationType;
-use async_graphql::{Data, Executor, Request, Response, ServerError};
+use async_graphql::{Data, Executor, Request, Response};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
@@ -30,7 +39,7 @@ use futures_util::stream::BoxStream;
 use serde::Deserialize;
 
 use super::broker::Session;
-use crate::auth::{self, Credentials};
+use crate::auth::{self, Credentials, Principal};
 use crate::db::Access;
 use crate::error::ApiError;
 use crate::graphql::batch_loader;
@@ -42,8 +51,55 @@ pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often credentials that do not expire (API keys) are checked again.
 const RECHECK_EVERY: Duration = Duration::from_secs(60);
 
-/// The largest message a client may send.
-const MAX_MESSAGE: usize = 1 << 20;
+/// Open WebSocket operations per principal, over all of its connections to this
+/// instance, for `Limits::max_subscriptions_per_principal`.
+#[derive(Clone, Default)]
+pub struct OpenOperations(Arc<Mutex<HashMap<Principal, usize>>>);
+
+impl OpenOperations {
+    /// A place for one more operation of `principal`, unless it has `max` open already.
+    fn acquire(&self, principal: &Principal, max: usize) -> Option<OpenOperation> {
+        let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(principal.clone()).or_default();
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(OpenOperation {
+            operations: self.clone(),
+            principal: principal.clone(),
+        })
+    }
+
+    /// How many operations `principal` has open.
+    pub fn of(&self, principal: &Principal) -> usize {
+        let open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        open.get(principal).copied().unwrap_or_default()
+    }
+}
+
+/// One open operation's place; dropping it (the operation completed, or its connection
+/// closed) frees it.
+struct OpenOperation {
+    operations: OpenOperations,
+    principal: Principal,
+}
+
+impl Drop for OpenOperation {
+    fn drop(&mut self) {
+        let mut open = self
+            .operations
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.principal) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.principal);
+            }
+        }
+    }
+}
 
 /// Upgrades `GET /graphql` to a GraphQL WebSocket, or answers 400 when the client offers
 /// neither protocol.
@@ -68,7 +124,10 @@ pub fn upgrade(upgrade: WebSocketUpgrade, headers: &HeaderMap, state: AppState) 
         // Idle connections are the common case: small buffers that grow when needed.
         .read_buffer_size(1024)
         .write_buffer_size(0)
-        .max_message_size(MAX_MESSAGE)
+        // A backstop only: `serve` closes with 1009 past the limit itself, which the
+        // transport's own refusal (an error, no close frame) would not.
+        .max_message_size(state.limits.max_body_bytes.saturating_mul(2))
+        .max_frame_size(state.limits.max_body_bytes.saturating_mul(2))
         .on_upgrade(move |socket| serve(socket, protocol, state))
 }
 
@@ -91,10 +150,7 @@ fn operation_type(request: &Request) -> Option<OperationType> {
 }
 
 fn error_response(error: ApiError) -> Response {
-    let error = error.into_graphql();
-    let mut server = ServerError::new(error.message, None);
-    server.extensions = error.extensions;
-    Response::from_errors(vec![server])
+    Response::from_errors(vec![error.to_server_error()])
 }
 
 impl ConnectionExecutor {
@@ -136,6 +192,10 @@ impl Executor for ConnectionExecutor {
             })
             .boxed();
         };
+        // Limits before the document is parsed to find its type.
+        if let Err(error) = self.state.limits.admit(&request.query, &request.variables) {
+            return futures_util::stream::once(async { error_response(error) }).boxed();
+        }
         match operation_type(&request) {
             Some(OperationType::Mutation) => futures_util::stream::once(async {
                 error_response(ApiError::bad_input(
@@ -177,7 +237,7 @@ fn connection_data(state: &AppState, session: &Arc<Session>) -> Data {
 /// while idle (an idle connection is the common case).
 #[derive(Default)]
 struct Inbox {
-    queue: std::sync::Mutex<std::collections::VecDeque<Vec<u8>>>,
+    queue: Mutex<std::collections::VecDeque<Vec<u8>>>,
     waker: futures_util::task::AtomicWaker,
 }
 
@@ -185,7 +245,7 @@ impl Inbox {
     fn push(&self, message: Vec<u8>) {
         self.queue
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .push_back(message);
         self.waker.wake();
     }
@@ -196,7 +256,7 @@ impl Inbox {
             match self
                 .queue
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .unwrap_or_else(PoisonError::into_inner)
                 .pop_front()
             {
                 Some(message) => std::task::Poll::Ready(Some(message)),
@@ -211,8 +271,71 @@ impl Inbox {
 struct ClientMessage {
     #[serde(rename = "type")]
     kind: String,
+    #[serde(default, deserialize_with = "text_or_nothing")]
     id: Option<String>,
     payload: Option<serde_json::Value>,
+}
+
+/// An id that is not a string reads as none (a malformed message, refused as such).
+fn text_or_nothing<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(text) => Some(text),
+        _ => None,
+    })
+}
+
+/// The message types of `graphql-transport-ws` a client may send.
+const CLIENT_TYPES: [&str; 5] = ["connection_init", "ping", "pong", "subscribe", "complete"];
+
+/// Reads a client message. On `graphql-transport-ws` a message the protocol does not allow
+/// is an error (its close reason): a binary frame, invalid JSON, an unknown type, a
+/// `subscribe` without an id and a query, a `complete` without an id. On the legacy
+/// protocol what does not parse is `None`, for the engine to answer by its own rules.
+fn read_message(
+    protocol: WebSocketProtocols,
+    bytes: &[u8],
+    binary: bool,
+) -> Result<Option<ClientMessage>, String> {
+    let parsed = serde_json::from_slice::<ClientMessage>(bytes);
+    if protocol != WebSocketProtocols::GraphQLWS {
+        return Ok(parsed.ok());
+    }
+    if binary {
+        return Err(
+            "Invalid message received: binary frames are not part of the protocol".to_owned(),
+        );
+    }
+    let message = parsed
+        .map_err(|_| "Invalid message received: not a JSON message with a type".to_owned())?;
+    if !CLIENT_TYPES.contains(&message.kind.as_str()) {
+        return Err(format!(
+            "Invalid message received: unknown type {:?}",
+            message.kind
+        ));
+    }
+    let has_id = message.id.as_deref().is_some_and(|id| !id.is_empty());
+    let has_query = message
+        .payload
+        .as_ref()
+        .and_then(|payload| payload.get("query"))
+        .is_some_and(serde_json::Value::is_string);
+    match message.kind.as_str() {
+        "subscribe" if !has_id || !has_query => Err(
+            "Invalid message received: subscribe needs an id and a payload with a query".to_owned(),
+        ),
+        "complete" if !has_id => Err("Invalid message received: complete needs an id".to_owned()),
+        _ => Ok(Some(message)),
+    }
+}
+
+/// An `error` message refusing operation `id` (nothing of it ran).
+fn operation_error(protocol: WebSocketProtocols, id: &str, error: &ApiError) -> String {
+    let error = serde_json::to_value(error.to_server_error()).unwrap_or_default();
+    let payload = match protocol {
+        WebSocketProtocols::GraphQLWS => serde_json::json!([error]),
+        WebSocketProtocols::SubscriptionsTransportWS => error,
+    };
+    serde_json::json!({ "type": "error", "id": id, "payload": payload }).to_string()
 }
 
 /// Checks `connection_init` credentials.
@@ -254,16 +377,17 @@ async fn serve(mut socket: WebSocket, protocol: WebSocketProtocols, state: AppSt
         session: session.clone(),
     };
     let inbox = Arc::new(Inbox::default());
-    let init_data: Arc<std::sync::Mutex<Option<Data>>> = Arc::default();
+    // Counted while open; closed with 1001 when the server shuts down (lifecycle.rs).
+    let _open = state.shutdown.socket();
+    let going_away = state.shutdown.begun();
+    futures_util::pin_mut!(going_away);
+    let init_data: Arc<Mutex<Option<Data>>> = Arc::default();
     let slot = init_data.clone();
     // Boxed: the engine lives as long as the connection, the rest of this future is small.
     let mut engine = Box::pin(
         async_graphql::http::WebSocket::new(executor, inbox.clone().stream(), protocol)
             .on_connection_init(move |_| {
-                let data = slot
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .take();
+                let data = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
                 async move { data.ok_or_else(|| "the connection is not initialised".into()) }
             }),
     );
@@ -277,7 +401,8 @@ async fn serve(mut socket: WebSocket, protocol: WebSocketProtocols, state: AppSt
     let mut initialised = false;
     let mut expires = false;
     let mut credentials: Option<Credentials> = None;
-    let mut active: HashSet<String> = HashSet::new();
+    // The operations running, by id, each holding its place under the caps.
+    let mut active: HashMap<String, OpenOperation> = HashMap::new();
 
     loop {
         let event = tokio::select! {
@@ -288,17 +413,32 @@ async fn serve(mut socket: WebSocket, protocol: WebSocketProtocols, state: AppSt
             }
             () = &mut expiry, if expires => Event::Close(4401, "Token expired".to_owned()),
             _ = recheck.tick(), if credentials.is_some() && !expires => Event::Recheck,
+            () = &mut going_away => {
+                Event::Close(1001, "Server shutting down: reconnect, resume with after".to_owned())
+            }
         };
         match event {
             Event::Client(Some(Ok(message))) => {
+                let binary = matches!(message, Message::Binary(_));
                 let bytes: Vec<u8> = match message {
                     Message::Text(text) => text.as_bytes().to_vec(),
                     Message::Binary(bytes) => bytes.to_vec(),
                     Message::Close(_) => break,
                     Message::Ping(_) | Message::Pong(_) => continue,
                 };
-                let Ok(parsed) = serde_json::from_slice::<ClientMessage>(&bytes) else {
-                    // Not ours to judge: the protocol engine closes with its own code.
+                if bytes.len() > state.limits.max_body_bytes {
+                    close(&mut socket, 1009, "Message too big").await;
+                    break;
+                }
+                let parsed = match read_message(protocol, &bytes, binary) {
+                    Ok(parsed) => parsed,
+                    Err(reason) => {
+                        close(&mut socket, 4400, &reason).await;
+                        break;
+                    }
+                };
+                let Some(parsed) = parsed else {
+                    // Legacy protocol: not ours to judge, the engine answers it.
                     inbox.push(bytes);
                     continue;
                 };
@@ -308,9 +448,7 @@ async fn serve(mut socket: WebSocket, protocol: WebSocketProtocols, state: AppSt
                         let payload = parsed.payload.unwrap_or_default();
                         match Box::pin(authenticate(&state, &payload)).await {
                             Ok((found, presented, expires_at)) => {
-                                *init_data
-                                    .lock()
-                                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                                *init_data.lock().unwrap_or_else(PoisonError::into_inner) =
                                     Some(connection_data(&state, &found));
                                 let _ = session.set(found);
                                 if let Some(at) = expires_at {
@@ -345,17 +483,56 @@ async fn serve(mut socket: WebSocket, protocol: WebSocketProtocols, state: AppSt
                             }
                         }
                     }
+                    "connection_init" if protocol == WebSocketProtocols::GraphQLWS => {
+                        close(&mut socket, 4429, "Too many initialisation requests").await;
+                        break;
+                    }
                     "subscribe" | "start" => {
-                        if let Some(id) = parsed.id
-                            && !active.insert(id.clone())
-                        {
-                            close(
-                                &mut socket,
-                                4409,
-                                &format!("Subscriber for {id} already exists"),
-                            )
-                            .await;
+                        let Some(current) = session.get() else {
+                            if protocol == WebSocketProtocols::GraphQLWS {
+                                close(&mut socket, 4401, "Unauthorized").await;
+                                break;
+                            }
+                            inbox.push(bytes);
+                            continue;
+                        };
+                        let id = parsed.id.unwrap_or_default();
+                        if active.contains_key(&id) {
+                            let reason = format!("Subscriber for {id} already exists");
+                            close(&mut socket, 4409, &reason).await;
                             break;
+                        }
+                        let limits = &state.limits;
+                        let place = if active.len() >= limits.max_subscriptions_per_connection {
+                            Err((
+                                "maxSubscriptionsPerConnection",
+                                limits.max_subscriptions_per_connection,
+                                "on this connection",
+                            ))
+                        } else {
+                            state
+                                .operations
+                                .acquire(&current.principal, limits.max_subscriptions_per_principal)
+                                .ok_or((
+                                    "maxSubscriptionsPerPrincipal",
+                                    limits.max_subscriptions_per_principal,
+                                    "for these credentials",
+                                ))
+                        };
+                        match place {
+                            Ok(place) => {
+                                active.insert(id, place);
+                            }
+                            Err((limit, max, scope)) => {
+                                let error = ApiError::Throttled(format!(
+                                    "at most {max} operations may be open at once {scope} ({limit})"
+                                ));
+                                let refusal = operation_error(protocol, &id, &error);
+                                if socket.send(Message::Text(refusal.into())).await.is_err() {
+                                    break;
+                                }
+                                continue;
+                            }
                         }
                     }
                     "complete" | "stop" => {

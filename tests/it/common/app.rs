@@ -48,6 +48,8 @@ pub struct Reply {
     pub status: StatusCode,
     /// The JSON body.
     pub body: Value,
+    /// The response headers.
+    pub headers: axum::http::HeaderMap,
 }
 
 impl Reply {
@@ -64,6 +66,13 @@ impl Reply {
     /// The first error's `extensions.code`.
     pub fn code(&self) -> &str {
         self.body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or_default()
+    }
+
+    /// The first error's `extensions.limit`: the limit a request was over.
+    pub fn limit(&self) -> &str {
+        self.body["errors"][0]["extensions"]["limit"]
             .as_str()
             .unwrap_or_default()
     }
@@ -92,8 +101,17 @@ impl TestApp {
     /// Like [`TestApp::new`], with `AppState::api_scoping` set: off, only PostgreSQL's
     /// row-level security stands between tenants.
     pub async fn with_api_scoping(t: TestDb, api_scoping: bool) -> Self {
+        Self::build(t, api_scoping, api::state::Options::default()).await
+    }
+
+    /// Like [`TestApp::new`], with these options (limits, switches).
+    pub async fn with_options(t: TestDb, options: api::state::Options) -> Self {
+        Self::build(t, true, options).await
+    }
+
+    async fn build(t: TestDb, api_scoping: bool, options: api::state::Options) -> Self {
         let t = t.migrated().await;
-        let mut state = api::build_state(t.db.clone(), Self::keys()).unwrap();
+        let mut state = api::build_state_with(t.db.clone(), Self::keys(), options).unwrap();
         state.api_scoping = api_scoping;
         Self {
             t,
@@ -184,11 +202,24 @@ impl TestApp {
     pub async fn send(&self, request: Request<Body>) -> Reply {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
+        let headers = response.headers().clone();
         let bytes = axum::body::to_bytes(response.into_body(), 16 << 20)
             .await
             .unwrap();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, body }
+        Reply {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    /// Sends one HTTP request to the router; the whole response, its body read.
+    pub async fn send_raw(&self, request: Request<Body>) -> (axum::http::response::Parts, String) {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, 16 << 20).await.unwrap();
+        (parts, String::from_utf8(bytes.to_vec()).unwrap())
     }
 
     /// POSTs a GraphQL operation with an optional bearer token.

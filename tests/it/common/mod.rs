@@ -4,6 +4,7 @@
 pub mod app;
 pub mod fixtures;
 pub mod postgres;
+pub mod process;
 pub mod server;
 pub mod world;
 
@@ -16,7 +17,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, ExecResult, QueryR
 pub struct TestDb {
     /// A pool on the database.
     pub db: DatabaseConnection,
-    /// Where it is, for a second pool (another instance of the service).
+    /// Its URL: for a second pool (another instance of the service) or a server process.
     pub url: String,
     cleanup: Cleanup,
 }

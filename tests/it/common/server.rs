@@ -39,6 +39,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// Its realtime broker.
     pub broker: Broker,
+    /// Its open WebSocket operations per principal.
+    pub operations: api::realtime::socket::OpenOperations,
     router: axum::Router,
     task: tokio::task::JoinHandle<()>,
 }
@@ -46,8 +48,14 @@ pub struct Server {
 impl Server {
     /// Builds the production state over `db` and serves its router on a free local port.
     pub async fn start(db: DatabaseConnection) -> Self {
-        let state = api::build_state(db, keys()).unwrap();
+        Self::start_with(db, api::state::Options::default()).await
+    }
+
+    /// [`Server::start`] with these options (limits, switches).
+    pub async fn start_with(db: DatabaseConnection, options: api::state::Options) -> Self {
+        let state = api::build_state_with(db, keys(), options).unwrap();
         let broker = state.realtime.clone();
+        let operations = state.operations.clone();
         let router = api::router(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -58,6 +66,7 @@ impl Server {
         Self {
             addr,
             broker,
+            operations,
             router,
             task,
         }
@@ -176,6 +185,11 @@ impl Client {
             .send(Message::text(message.to_string()))
             .await
             .unwrap();
+    }
+
+    /// Sends a frame as is (binary, malformed, oversized).
+    pub async fn send_raw(&mut self, message: Message) {
+        self.ws.send(message).await.unwrap();
     }
 
     pub async fn recv(&mut self, wait: Duration) -> Option<Incoming> {

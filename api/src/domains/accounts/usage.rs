@@ -93,6 +93,11 @@ impl RequestMeter {
         }
     }
 
+    /// How many users have counts waiting to be written.
+    pub fn pending(&self) -> usize {
+        self.0.lock().map(|counts| counts.len()).unwrap_or_default()
+    }
+
     fn take(&self) -> HashMap<Uuid, i64> {
         self.0
             .lock()

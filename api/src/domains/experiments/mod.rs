@@ -19,17 +19,11 @@ use crate::realtime::Broker;
 /// How often the posteriors of running experiments are refreshed.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(10);
 
-/// The results refresher, a task of `stratix serve`: the posteriors of running
-/// experiments, every `every`; subscribers hear what changed.
-pub async fn refresh_results(db: DatabaseConnection, broker: Broker, every: Duration) {
-    let mut ticks = tokio::time::interval(every);
-    loop {
-        ticks.tick().await;
-        match results::refresh_running(&db).await {
-            Ok(writes) => broker.publish(writes),
-            Err(error) => tracing::warn!(%error, "refreshing experiment results failed"),
-        }
-    }
+/// One pass of the results refresher (a background job of `stratix serve`, every
+/// [`REFRESH_EVERY`]): the posteriors of running experiments; subscribers hear what changed.
+pub async fn refresh_results(db: &DatabaseConnection, broker: &Broker) -> ApiResult<()> {
+    broker.publish(results::refresh_running(db).await?);
+    Ok(())
 }
 
 use crate::auth::Principal;

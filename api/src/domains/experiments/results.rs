@@ -21,6 +21,16 @@ use crate::tables::tables;
 /// Recomputes the posteriors of an experiment's variants; returns how many changed.
 pub async fn refresh(ctx: &WriteCtx<'_>, experiment: Uuid) -> ApiResult<u64> {
     may_manage(ctx)?;
+    let experiments = tables().named("experiments")?;
+    let mut visible = Query::select();
+    visible
+        .from(experiments.name)
+        .column("id")
+        .and_where(Expr::col("id").eq(experiment))
+        .cond_where(ctx.scope.write_condition(experiments)?);
+    if ctx.db.query_one(&visible).await?.is_none() {
+        return Err(ApiError::NotFound("experiment".to_owned()));
+    }
     let results = tables().named("results_aggregates")?;
     let mut select = Query::select();
     select

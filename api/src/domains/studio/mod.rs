@@ -10,28 +10,21 @@ use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
 
+use crate::error::ApiResult;
 use crate::realtime::Broker;
 
 /// How often expired leases are swept back into the queue.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
-/// The lease sweeper, a task of `stratix serve`: puts expired tasks back in the queue
-/// every `every`, and tells subscribers (on PostgreSQL the triggers do).
-pub async fn sweep_leases(db: DatabaseConnection, broker: Broker, every: Duration) {
-    let mut ticks = tokio::time::interval(every);
-    loop {
-        ticks.tick().await;
-        match tasks::release_expired(&db).await {
-            Ok(writes) if !writes.is_empty() => {
-                tracing::info!(
-                    tasks = writes.len(),
-                    "released {} expired task leases",
-                    writes.len()
-                );
-                broker.publish(writes);
-            }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "sweeping task leases failed"),
-        }
+/// One pass of the lease sweeper (a background job of `stratix serve`, every
+/// [`SWEEP_EVERY`]): puts expired tasks back in the queue and tells subscribers (on
+/// PostgreSQL the triggers do). Returns how many it released.
+pub async fn sweep_leases(db: &DatabaseConnection, broker: &Broker) -> ApiResult<usize> {
+    let writes = tasks::release_expired(db).await?;
+    let released = writes.len();
+    if released > 0 {
+        tracing::info!(tasks = released, "released {released} expired task leases");
+        broker.publish(writes);
     }
+    Ok(released)
 }

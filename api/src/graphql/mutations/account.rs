@@ -292,9 +292,13 @@ fn within(argument: &str, error: ApiError) -> ApiError {
     }
 }
 
-/// The signed-in user allowed to write, or why not.
+/// The signed-in user managing their API keys, or why not: it takes a session (a JWT)
+/// that may write, never an API key, so a leaked key cannot make itself successors.
 fn writing_user(principal: &Principal) -> ApiResult<Uuid> {
     match principal {
+        Principal::User { key: Some(_), .. } => Err(ApiError::Forbidden(
+            "API keys are managed with a signed-in user's session, not with an API key".to_owned(),
+        )),
         Principal::User { id, .. } if principal.may_write() => Ok(*id),
         Principal::User { .. } => Err(ApiError::Forbidden("this API key may only read".to_owned())),
         Principal::Anonymous => Err(ApiError::Unauthenticated("sign in first".to_owned())),

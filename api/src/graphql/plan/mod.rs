@@ -17,9 +17,8 @@
 mod compile;
 mod run;
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
 
 use async_graphql::parser::types::{ExecutableDocument, Type};
 use async_graphql::{Name, Variables};
@@ -29,6 +28,7 @@ use super::Limits;
 use super::model::GqlTable;
 use crate::db::RequestDb;
 use crate::error::ApiResult;
+use crate::lru::Lru;
 use crate::store::{Columns, Scope};
 
 pub use run::Answer;
@@ -123,16 +123,24 @@ impl ConnectionPlan {
     }
 }
 
-/// The most documents remembered; past it the cache starts over.
+/// The most documents remembered; past it the least recently used is forgotten.
 const CAPACITY: usize = 1024;
 /// The longest document remembered (bytes): with [`CAPACITY`], what bounds the memory.
 const MAX_DOCUMENT: usize = 32 << 10;
 
 /// Plans by query text and operation name; `None` marks a document the executor keeps.
-#[derive(Default)]
 pub struct PlanCache {
-    plans: RwLock<HashMap<PlanKey, Option<Arc<ReadPlan>>>>,
+    plans: Lru<PlanKey, Option<Arc<ReadPlan>>>,
     hits: AtomicU64,
+}
+
+impl Default for PlanCache {
+    fn default() -> Self {
+        Self {
+            plans: Lru::new(CAPACITY),
+            hits: AtomicU64::new(0),
+        }
+    }
 }
 
 /// A document's identity: its text and the operation asked for.
@@ -163,10 +171,12 @@ impl PlanCache {
         variables: &Variables,
         limits: &Limits,
     ) -> ApiResult<Option<Answer>> {
-        let Some(plan) = self.read().get(key).cloned().flatten() else {
+        let Some(plan) = self.plans.get(key).flatten() else {
+            crate::telemetry::metrics::plan_lookup(false);
             return Ok(None);
         };
         let answer = plan.run(db, scope, variables, limits).await?;
+        crate::telemetry::metrics::plan_lookup(answer.is_some());
         if answer.is_some() {
             self.hits.fetch_add(1, Ordering::Relaxed);
         }
@@ -175,24 +185,16 @@ impl PlanCache {
 
     /// Compiles `key`'s document, which has just run without errors, unless already known.
     pub fn learn(&self, key: &PlanKey) {
-        if key.query.len() > MAX_DOCUMENT || self.read().contains_key(key) {
+        if key.query.len() > MAX_DOCUMENT || self.plans.contains(key) {
             return;
         }
         let plan = ReadPlan::compile(&key.query, key.operation.as_deref()).map(Arc::new);
-        let mut plans = self.plans.write().unwrap_or_else(|e| e.into_inner());
-        if plans.len() >= CAPACITY {
-            plans.clear();
-        }
-        plans.insert(key.clone(), plan);
+        self.plans.insert(key.clone(), plan);
     }
 
     /// How many requests plans have answered.
     pub fn hits(&self) -> u64 {
         self.hits.load(Ordering::Relaxed)
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<PlanKey, Option<Arc<ReadPlan>>>> {
-        self.plans.read().unwrap_or_else(|e| e.into_inner())
     }
 }
 

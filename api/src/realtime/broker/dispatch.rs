@@ -125,6 +125,7 @@ async fn deliver_batch(inner: &Inner, changes: Vec<Change>) {
     }
     let mut slow = Vec::new();
     let mut missed = Vec::new();
+    let mut delivered = 0;
     for (change, recipients) in routed {
         let mut copies: HashMap<Arc<Access>, Arc<Delivery>> = HashMap::new();
         for (id, subscriber, access) in recipients {
@@ -151,9 +152,14 @@ async fn deliver_batch(inner: &Inner, changes: Vec<Change>) {
                 .clone();
             if subscriber.mailbox.push(delivery).is_err() {
                 slow.push(id);
+            } else {
+                delivered += 1;
             }
         }
     }
+    crate::telemetry::metrics::events_delivered(delivered);
+    crate::telemetry::metrics::events_dropped("slow_consumer", slow.len());
+    crate::telemetry::metrics::events_dropped("read_failed", missed.len());
     if !slow.is_empty() || !missed.is_empty() {
         let mut state = inner.state();
         for id in slow {

@@ -196,6 +196,8 @@ pub(super) struct Inner {
     overflow: AtomicBool,
     status: watch::Sender<Status>,
     started: AtomicBool,
+    /// PostgreSQL: whether the `LISTEN` connection is up (for `/ready`).
+    pub(super) listening: AtomicBool,
 }
 
 impl Inner {
@@ -209,7 +211,10 @@ impl Inner {
     /// events are dropped and every subscriber is told it missed events (the retention
     /// still has them, so they resume).
     pub(super) fn dispatch(&self, work: Dispatch) {
-        if self.queue.try_send(work).is_err() {
+        if let Err(error) = self.queue.try_send(work) {
+            if let Dispatch::Changes(changes) = error.into_inner() {
+                crate::telemetry::metrics::events_dropped("queue_full", changes.len());
+            }
             tracing::warn!("realtime dispatcher is behind; subscribers will resume");
             self.overflow.store(true, Ordering::Release);
         }
@@ -279,6 +284,7 @@ impl Broker {
                 overflow: AtomicBool::new(false),
                 status,
                 started: AtomicBool::new(false),
+                listening: AtomicBool::new(false),
             }),
         }
     }
@@ -303,6 +309,19 @@ impl Broker {
         if self.inner.postgres {
             super::postgres::spawn(self.inner.clone());
         }
+    }
+
+    /// Whether the change feed is up: on PostgreSQL, the `LISTEN` connection is listening
+    /// and the feed has started; on SQLite, always.
+    pub fn is_listening(&self) -> bool {
+        !self.inner.postgres
+            || (self.inner.listening.load(Ordering::Acquire)
+                && *self.inner.status.borrow() == Status::Ready)
+    }
+
+    /// How many change batches wait for the dispatcher.
+    pub fn queue_depth(&self) -> usize {
+        self.inner.queue.max_capacity() - self.inner.queue.capacity()
     }
 
     /// How many subscriptions are open.
