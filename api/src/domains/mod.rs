@@ -43,6 +43,46 @@ pub struct WriteCtx<'a> {
     pub outbox: &'a Outbox,
 }
 
+/// Background work of the service itself (sweeps, refreshes, metering): a transaction as
+/// `service_role` over every row, with its own outbox.
+pub struct ServiceWork {
+    principal: Principal,
+    scope: Scope,
+    db: RequestDb,
+    outbox: Outbox,
+}
+
+impl ServiceWork {
+    /// Opens the transaction on `pool`.
+    pub async fn begin(pool: &sea_orm::DatabaseConnection) -> ApiResult<Self> {
+        let principal = Principal::Service;
+        let db = RequestDb::begin(pool, &principal.claims(), crate::db::Access::Write).await?;
+        Ok(Self {
+            principal,
+            scope: Scope::Service,
+            db,
+            outbox: Outbox::default(),
+        })
+    }
+
+    /// What the domain functions take.
+    pub fn ctx(&self) -> WriteCtx<'_> {
+        WriteCtx {
+            principal: &self.principal,
+            scope: &self.scope,
+            db: &self.db,
+            outbox: &self.outbox,
+        }
+    }
+
+    /// Commits when `ok` (else rolls back); returns the writes to publish (none after a
+    /// rollback).
+    pub async fn finish(self, ok: bool) -> ApiResult<Vec<crate::realtime::Write>> {
+        self.db.finish(crate::db::End::commit_if(ok)).await?;
+        Ok(if ok { self.outbox.take() } else { Vec::new() })
+    }
+}
+
 /// Refuses anyone but a worker: `service_role`, or an API key with the `WORKER` scope
 /// (whose scope keeps it to its own user's rows).
 pub fn may_work(ctx: &WriteCtx<'_>) -> ApiResult<()> {

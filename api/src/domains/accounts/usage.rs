@@ -12,12 +12,9 @@ use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use uuid::Uuid;
 
-use crate::auth::Principal;
-use crate::db::{Access, End, RequestDb};
-use crate::domains::WriteCtx;
+use crate::domains::{ServiceWork, WriteCtx};
 use crate::error::{ApiError, ApiResult};
 use crate::realtime::{Broker, Write};
-use crate::store::{Outbox, Scope};
 
 /// What is counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,20 +118,11 @@ impl RequestMeter {
             return Ok(Vec::new());
         }
         let outcome = async {
-            let principal = Principal::Service;
-            let transaction = RequestDb::begin(db, &principal.claims(), Access::Write).await?;
-            let outbox = Outbox::default();
-            let ctx = WriteCtx {
-                principal: &principal,
-                scope: &Scope::Service,
-                db: &transaction,
-                outbox: &outbox,
-            };
+            let work = ServiceWork::begin(db).await?;
             for (user, n) in &counts {
-                increment(&ctx, *user, Metric::ApiRequests, *n).await?;
+                increment(&work.ctx(), *user, Metric::ApiRequests, *n).await?;
             }
-            transaction.finish(End::Commit).await?;
-            Ok(outbox.take())
+            work.finish(true).await
         }
         .await;
         if outcome.is_err() {

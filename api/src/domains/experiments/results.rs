@@ -10,12 +10,9 @@ use uuid::Uuid;
 use super::lifecycle::CONTROL;
 use super::may_manage;
 use super::stats::{Beta, Posterior};
-use crate::auth::Principal;
-use crate::db::{Access, End, RequestDb};
-use crate::domains::WriteCtx;
+use crate::domains::{ServiceWork, WriteCtx};
 use crate::error::{ApiError, ApiResult};
 use crate::realtime::Write;
-use crate::store::{Outbox, Scope};
 use crate::tables::tables;
 
 /// Recomputes the posteriors of an experiment's variants; returns how many changed.
@@ -115,21 +112,11 @@ pub async fn refresh_running(db: &DatabaseConnection) -> ApiResult<Vec<Write>> {
     let mut writes = Vec::new();
     for row in db.query_all(&running).await? {
         let experiment: Uuid = row.try_get_by_index(0)?;
-        let principal = Principal::Service;
-        let transaction = RequestDb::begin(db, &principal.claims(), Access::Write).await?;
-        let outbox = Outbox::default();
-        let ctx = WriteCtx {
-            principal: &principal,
-            scope: &Scope::Service,
-            db: &transaction,
-            outbox: &outbox,
-        };
-        let refreshed = refresh(&ctx, experiment).await;
-        transaction
-            .finish(End::commit_if(refreshed.is_ok()))
-            .await?;
+        let work = ServiceWork::begin(db).await?;
+        let refreshed = refresh(&work.ctx(), experiment).await;
+        let published = work.finish(refreshed.is_ok()).await?;
         refreshed?;
-        writes.extend(outbox.take());
+        writes.extend(published);
     }
     Ok(writes)
 }

@@ -15,15 +15,12 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, Value};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::auth::Principal;
-use crate::db::{Access, End, RequestDb};
 use crate::domains::accounts::activity::{self, Change};
 use crate::domains::accounts::notifications::{self, Notice, Severity, Topic};
 use crate::domains::accounts::usage::{self, Metric};
-use crate::domains::{Lease, WriteCtx, may_work};
+use crate::domains::{Lease, ServiceWork, WriteCtx, may_work};
 use crate::error::{ApiError, ApiResult, InputCode};
 use crate::realtime::Write;
-use crate::store::{Outbox, Scope};
 use crate::tables::{Table, tables};
 
 /// A task's state.
@@ -331,15 +328,8 @@ async fn record(
 /// writes, for the broker. Safe to run from any number of instances at once: each row
 /// moves once.
 pub async fn release_expired(db: &DatabaseConnection) -> ApiResult<Vec<Write>> {
-    let principal = Principal::Service;
-    let transaction = RequestDb::begin(db, &principal.claims(), Access::Write).await?;
-    let outbox = Outbox::default();
-    let ctx = WriteCtx {
-        principal: &principal,
-        scope: &Scope::Service,
-        db: &transaction,
-        outbox: &outbox,
-    };
+    let work = ServiceWork::begin(db).await?;
+    let ctx = work.ctx();
     let again = Expr::col("attempts").lt(Expr::col("max_attempts"));
     let mut update = Query::update();
     update
@@ -364,8 +354,7 @@ pub async fn release_expired(db: &DatabaseConnection) -> ApiResult<Vec<Write>> {
         )
         .await?;
     }
-    transaction.finish(End::Commit).await?;
-    Ok(outbox.take())
+    work.finish(true).await
 }
 
 #[cfg(test)]
