@@ -141,7 +141,7 @@ enum MigrateAction {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    api::telemetry::init_logging(cli.log_format, &cli.log_filter);
+    let tracing = api::telemetry::init_logging(cli.log_format, &cli.log_filter);
     // `stratix` alone serves, configured from the environment.
     let command = match cli.command.map_or_else(
         || api::Config::from_env().map(|config| Command::Serve(Box::new(config))),
@@ -153,13 +153,15 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match run(command).await {
+    let code = match run(command).await {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    tracing.shutdown().await;
+    code
 }
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {

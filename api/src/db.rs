@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, sqlx};
 use sea_query_sqlx::SqlxValues;
+use tracing::Instrument as _;
 
 tokio::task_local! {
     /// The statement counter of the request the current task works for.
@@ -382,6 +383,30 @@ impl TxRequest {
     }
 }
 
+/// A span for one statement of the request (a child of the request's span), when traces
+/// are exported; otherwise none, so statements cost nothing more.
+fn statement_span(backend: DbBackend, sql: &str) -> tracing::Span {
+    if !crate::telemetry::otel::enabled() {
+        return tracing::Span::none();
+    }
+    let system = match backend {
+        DbBackend::Postgres => "postgresql",
+        _ => "sqlite",
+    };
+    let operation = sql
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    tracing::info_span!(
+        "sql",
+        otel.name = %operation,
+        otel.kind = "client",
+        db.system = system,
+        db.statement = sql,
+    )
+}
+
 #[sea_orm::prelude::async_trait::async_trait]
 impl sea_orm::ConnectionTrait for RequestDb {
     fn get_database_backend(&self) -> DbBackend {
@@ -392,16 +417,18 @@ impl sea_orm::ConnectionTrait for RequestDb {
     }
 
     async fn execute_raw(&self, stmt: sea_orm::Statement) -> Result<sea_orm::ExecResult, DbErr> {
+        let span = statement_span(self.get_database_backend(), &stmt.sql);
         match self {
-            Self::Pool(db) => db.execute_raw(stmt).await,
-            Self::Transaction(request) => request.execute(&stmt).await,
+            Self::Pool(db) => db.execute_raw(stmt).instrument(span).await,
+            Self::Transaction(request) => request.execute(&stmt).instrument(span).await,
         }
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<sea_orm::ExecResult, DbErr> {
+        let span = statement_span(self.get_database_backend(), sql);
         match self {
-            Self::Pool(db) => db.execute_unprepared(sql).await,
-            Self::Transaction(request) => request.execute_unprepared(sql).await,
+            Self::Pool(db) => db.execute_unprepared(sql).instrument(span).await,
+            Self::Transaction(request) => request.execute_unprepared(sql).instrument(span).await,
         }
     }
 
@@ -409,9 +436,10 @@ impl sea_orm::ConnectionTrait for RequestDb {
         &self,
         stmt: sea_orm::Statement,
     ) -> Result<Option<sea_orm::QueryResult>, DbErr> {
+        let span = statement_span(self.get_database_backend(), &stmt.sql);
         match self {
-            Self::Pool(db) => db.query_one_raw(stmt).await,
-            Self::Transaction(request) => request.query_one(&stmt).await,
+            Self::Pool(db) => db.query_one_raw(stmt).instrument(span).await,
+            Self::Transaction(request) => request.query_one(&stmt).instrument(span).await,
         }
     }
 
@@ -419,9 +447,10 @@ impl sea_orm::ConnectionTrait for RequestDb {
         &self,
         stmt: sea_orm::Statement,
     ) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
+        let span = statement_span(self.get_database_backend(), &stmt.sql);
         match self {
-            Self::Pool(db) => db.query_all_raw(stmt).await,
-            Self::Transaction(request) => request.query_all(&stmt).await,
+            Self::Pool(db) => db.query_all_raw(stmt).instrument(span).await,
+            Self::Transaction(request) => request.query_all(&stmt).instrument(span).await,
         }
     }
 }

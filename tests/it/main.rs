@@ -29,5 +29,6 @@ mod schema;
 mod shopify_webhooks;
 mod tasks;
 mod tokens;
+mod traces;
 mod usage;
 mod writes;

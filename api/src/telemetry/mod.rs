@@ -1,11 +1,12 @@
 //! Observability: request ids on every response, log line and error; text or JSON logs;
-//! Prometheus metrics.
+//! Prometheus metrics; OpenTelemetry traces ([`otel`]).
 //!
 //! [`layer`] wraps the router: it gives each request its id and span, and records its
 //! metrics when it ends. The GraphQL handler tells the request's [`record`] which operation
 //! ran, how it ended and how many statements it took.
 
 pub mod metrics;
+pub mod otel;
 pub mod record;
 
 use std::time::Instant;
@@ -32,22 +33,51 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global log subscriber: `filter` in `RUST_LOG` syntax, to stderr.
-pub fn init_logging(format: LogFormat, filter: &str) {
+/// Installs the global log subscriber: `filter` in `RUST_LOG` syntax, to stderr; and, when
+/// an OTLP endpoint is configured, the span exporter ([`otel`]). Keep what it returns and
+/// call [`Tracing::shutdown`] at exit, so the last spans are sent.
+pub fn init_logging(format: LogFormat, filter: &str) -> Tracing {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match format {
+        LogFormat::Text => logs.boxed(),
+        LogFormat::Json => logs
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .try_init(),
+            .boxed(),
     };
+    let provider = otel::provider();
+    let spans = provider.as_ref().map(|provider| {
+        use opentelemetry::trace::TracerProvider as _;
+        tracing_opentelemetry::layer().with_tracer(provider.tracer("stratix"))
+    });
+    let _ = tracing_subscriber::registry()
+        .with(logs)
+        .with(spans)
+        .with(filter)
+        .try_init();
+    Tracing { provider }
+}
+
+/// The span exporter, while traces are exported.
+#[must_use = "call shutdown at exit, or the last spans are lost"]
+pub struct Tracing {
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Tracing {
+    /// Sends the spans not yet exported (at most a few seconds), then stops exporting.
+    pub async fn shutdown(self) {
+        if let Some(provider) = self.provider {
+            let _ = tokio::task::spawn_blocking(move || otel::shutdown(&provider)).await;
+        }
+    }
 }
 
 /// What is logged unless `RUST_LOG` says otherwise.
@@ -72,9 +102,13 @@ async fn observe(request: Request, next: Next) -> Response {
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let span = tracing::info_span!(
         "request",
+        otel.name = %format_args!("{} {route}", request.method()),
+        otel.kind = "server",
         request_id = %id,
         method = %request.method(),
         path = %request.uri().path(),
+        operation = tracing::field::Empty,
+        status = tracing::field::Empty,
     );
     let record = std::sync::Arc::new(RequestRecord::new(id.clone()));
     let started = Instant::now();
@@ -86,6 +120,10 @@ async fn observe(request: Request, next: Next) -> Response {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     let status = response.status();
+    span.record("status", status.as_u16());
+    if let Some(operation) = record.operation() {
+        span.record("operation", operation);
+    }
     metrics::request_ended(&route, status, &record, elapsed);
     span.in_scope(|| {
         tracing::debug!(

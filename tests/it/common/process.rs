@@ -26,6 +26,8 @@ pub fn stratix(t: &TestDb) -> Command {
         "RUST_LOG",
         "JWT_JWKS",
         "STRATIX_JOBS",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     ] {
         command.env_remove(name);
     }
