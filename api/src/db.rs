@@ -293,26 +293,48 @@ macro_rules! bind {
     }};
 }
 
+/// A request taking a connection when every one of the pool is in use: it waits, and the
+/// wait is counted (`stratix_db_pool_waits_total`, `stratix_db_pool_wait_seconds`).
+struct PoolWait(Option<std::time::Instant>);
+
+impl PoolWait {
+    fn start<DB: sqlx::Database>(
+        idle: usize,
+        size: u32,
+        options: &sqlx::pool::PoolOptions<DB>,
+    ) -> Self {
+        let exhausted = idle == 0 && size >= options.get_max_connections();
+        Self(exhausted.then(std::time::Instant::now))
+    }
+
+    fn end(self) {
+        if let Some(started) = self.0 {
+            crate::telemetry::metrics::pool_waited(started.elapsed());
+        }
+    }
+}
+
 impl TxRequest {
     /// The transaction, opened now if this is the request's first statement.
     async fn open(&self) -> Result<tokio::sync::MappedMutexGuard<'_, Tx>, DbErr> {
         let mut guard = self.transaction.lock().await;
         if guard.is_none() {
+            let begin = sqlx::AssertSqlSafe(self.begin.clone());
             let tx = match self.backend {
-                DbBackend::Postgres => Tx::Postgres(
-                    self.pool
-                        .get_postgres_connection_pool()
-                        .begin_with(sqlx::AssertSqlSafe(self.begin.clone()))
-                        .await
-                        .map_err(query_error)?,
-                ),
-                _ => Tx::Sqlite(
-                    self.pool
-                        .get_sqlite_connection_pool()
-                        .begin_with(sqlx::AssertSqlSafe(self.begin.clone()))
-                        .await
-                        .map_err(query_error)?,
-                ),
+                DbBackend::Postgres => {
+                    let pool = self.pool.get_postgres_connection_pool();
+                    let wait = PoolWait::start(pool.num_idle(), pool.size(), pool.options());
+                    let tx = pool.begin_with(begin).await.map_err(query_error)?;
+                    wait.end();
+                    Tx::Postgres(tx)
+                }
+                _ => {
+                    let pool = self.pool.get_sqlite_connection_pool();
+                    let wait = PoolWait::start(pool.num_idle(), pool.size(), pool.options());
+                    let tx = pool.begin_with(begin).await.map_err(query_error)?;
+                    wait.end();
+                    Tx::Sqlite(tx)
+                }
             };
             *guard = Some(tx);
         }

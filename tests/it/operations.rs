@@ -168,6 +168,65 @@ on_both_backends! {
         }
     }
 
+    async fn waits_for_a_pool_connection_are_counted_and_timed(t) {
+        let t = t.migrated().await;
+        let user = fixtures::user(&t.db, "pool@example.com").await;
+        let token = TestApp::token("authenticated", &user.to_string());
+        let mut server =
+            Process::serve(&t, &[("DATABASE_POOL_SIZE", "2"), ("STRATIX_JOBS", "false")]).await;
+        let url = format!("http://{}/graphql", server.addr);
+        let client = reqwest::Client::new();
+        let scrape = || async {
+            client
+                .get(format!("http://{}/metrics", server.addr))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        };
+        let value = |text: &str, metric: &str| -> Option<u64> {
+            text.lines()
+                .find_map(|l| l.strip_prefix(metric)?.strip_prefix(' ')?.parse().ok())
+        };
+        let before = scrape().await;
+
+        // Sixteen writers at once on two connections: most must wait their turn.
+        let writes = (0..16).map(|i| {
+            let (client, url, token) = (client.clone(), url.clone(), token.clone());
+            async move {
+                let query = format!(
+                    "mutation {{ projectCreate(input: {{name: \"p{i}\"}}) {{ project {{ rowId }} }} }}"
+                );
+                client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .header("content-type", "application/json")
+                    .body(json!({ "query": query }).to_string())
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap()
+            }
+        });
+        let answers = futures_util::future::join_all(writes).await;
+        let after = scrape().await;
+        server.terminate();
+
+        for answer in &answers {
+            assert!(answer.contains("rowId"), "{answer}");
+        }
+        assert_eq!(value(&before, "stratix_db_pool_waits_total"), None, "{before}");
+        let waits = value(&after, "stratix_db_pool_waits_total").unwrap_or(0);
+        assert!(waits > 0, "{after}");
+        assert_eq!(value(&after, "stratix_db_pool_wait_seconds_count"), Some(waits), "{after}");
+        assert!(after.contains("stratix_db_pool_wait_seconds_bucket{le=\"0.005\"}"), "{after}");
+        assert_eq!(server.exit_code(Duration::from_secs(40)).await, Some(0));
+    }
+
     async fn sigterm_during_writes_exits_0_keeps_every_answered_write_and_closes_sockets_with_1001(t) {
         let t = t.migrated().await;
         let user = fixtures::user(&t.db, "shutdown@example.com").await;

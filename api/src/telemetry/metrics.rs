@@ -27,6 +27,10 @@ pub const PLAN_MISSES: &str = "stratix_plan_cache_misses_total";
 pub const POOL_CONNECTIONS: &str = "stratix_db_pool_connections";
 /// The pool's most connections.
 pub const POOL_MAX: &str = "stratix_db_pool_max_connections";
+/// Request transactions that found every pool connection in use and waited for one.
+pub const POOL_WAITS: &str = "stratix_db_pool_waits_total";
+/// How long those waits took, in seconds.
+pub const POOL_WAIT: &str = "stratix_db_pool_wait_seconds";
 /// Open GraphQL subscriptions.
 pub const SUBSCRIPTIONS: &str = "stratix_subscriptions_open";
 /// Open GraphQL WebSocket connections.
@@ -67,6 +71,9 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                         Matcher::Full(GRAPHQL_STATEMENTS.to_owned()),
                         STATEMENTS,
                     )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(POOL_WAIT.to_owned()), SECONDS)
                 });
             let recorder = match builder {
                 Ok(builder) => builder.build_recorder(),
@@ -108,6 +115,15 @@ fn describe() {
     describe_counter!(PLAN_MISSES, "Read requests answered by the executor");
     describe_gauge!(POOL_CONNECTIONS, "Database pool connections, by state");
     describe_gauge!(POOL_MAX, "The database pool's most connections");
+    describe_counter!(
+        POOL_WAITS,
+        "Request transactions that waited for a pool connection"
+    );
+    describe_histogram!(
+        POOL_WAIT,
+        Unit::Seconds,
+        "How long request transactions waited for a pool connection"
+    );
     describe_gauge!(SUBSCRIPTIONS, "Open GraphQL subscriptions");
     describe_gauge!(WEBSOCKETS, "Open GraphQL WebSocket connections");
     describe_counter!(EVENTS_DELIVERED, "Change events handed to subscribers");
@@ -172,6 +188,12 @@ fn operation_label(name: &str) -> String {
 /// Counts one request a compiled plan answered (`true`) or did not.
 pub fn plan_lookup(hit: bool) {
     metrics::counter!(if hit { PLAN_HITS } else { PLAN_MISSES }).increment(1);
+}
+
+/// Counts a wait for a pool connection, and how long it took.
+pub fn pool_waited(waited: Duration) {
+    metrics::counter!(POOL_WAITS).increment(1);
+    metrics::histogram!(POOL_WAIT).record(waited.as_secs_f64());
 }
 
 /// Counts change events delivered.
