@@ -75,6 +75,7 @@ SCHEMA_KEY="$(cat migration/src/*.rs | sha256sum | cut -c1-16)"
 # A service_role token for the run: the harness sends it as the Authorization header (checks
 # and wrk). The secret is throwaway unless JWT_SECRET is set.
 JWT_SECRET="${JWT_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
+STRATIX_ENCRYPTION_KEY="${STRATIX_ENCRYPTION_KEY:-$(head -c 32 /dev/urandom | base64)}"
 TOKEN="$(JWT_SECRET="$JWT_SECRET" target/release/stratix token --sub bench --role service_role --ttl 7d)"
 
 exec "$PEER_DIR/run.sh" \
@@ -83,7 +84,7 @@ exec "$PEER_DIR/run.sh" \
   --seed bench/stratix-seed.sql \
   --target postgraphile --queries bench/queries/postgraphile-stratix \
   --target stratix --url "http://$LISTEN/graphql" --queries bench/queries/stratix \
-    --cmd "env JWT_SECRET=$JWT_SECRET STRATIX_LISTEN=$LISTEN target/release/stratix serve" \
+    --cmd "env JWT_SECRET=$JWT_SECRET STRATIX_ENCRYPTION_KEY=$STRATIX_ENCRYPTION_KEY STRATIX_LISTEN=$LISTEN target/release/stratix serve" \
     --auth "Bearer $TOKEN" \
   --target sql \
   "${WORKLOADS_DIR[@]}" \

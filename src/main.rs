@@ -80,6 +80,15 @@ enum Command {
         #[arg(long, env = "STRATIX_EVENTS_RETENTION_MONTHS", default_value_t = api::ops::partitions::DEFAULT_RETENTION_MONTHS)]
         retention_months: u32,
     },
+    /// Manage the keys secrets are encrypted under.
+    Keys {
+        #[command(flatten)]
+        database: api::config::DatabaseConfig,
+        #[command(flatten)]
+        encryption: api::crypto::EncryptionConfig,
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Print the GraphQL schema (SDL); `schema.graphql` is its output.
     Schema,
     /// Mint a development token signed with `JWT_SECRET`.
@@ -114,6 +123,14 @@ fn parse_ttl(text: &str) -> Result<chrono::Duration, String> {
         "d" => Ok(chrono::Duration::days(n)),
         _ => Err(format!("{text:?} is not like 30s, 15m, 1h or 7d")),
     }
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Re-encrypt every secret column under STRATIX_ENCRYPTION_KEY, opening what earlier
+    /// keys encrypted with STRATIX_ENCRYPTION_KEYS_OLD; values already under the current
+    /// key are left alone, so it can be run again after an interruption.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -254,6 +271,29 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             if !restored.check.passed() {
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        Command::Keys {
+            database,
+            encryption,
+            action: KeysAction::Rotate,
+        } => {
+            let (ring, notice) = encryption.key_ring(&database.url)?;
+            if let Some(notice) = notice {
+                eprintln!("{notice}");
+            }
+            let db = database.connect().await?;
+            let current = ring.current_id().unwrap_or_default().to_owned();
+            eprintln!("re-encrypting every secret under key {current}");
+            let totals = api::crypto::rotate::rotate(&db, &ring, |progress| {
+                eprintln!("  {progress}");
+            })
+            .await?;
+            let rotated: u64 = totals.iter().map(|t| t.rotated).sum();
+            let seen: u64 = totals.iter().map(|t| t.seen).sum();
+            println!(
+                "{seen} secrets in {} columns, {rotated} re-encrypted under key {current}",
+                totals.len()
+            );
         }
         Command::Partitions {
             database,

@@ -90,6 +90,9 @@ pub struct Config {
     /// The Shopify app's API secret, which signs session tokens.
     #[arg(long, env = "SHOPIFY_API_SECRET", hide_env_values = true)]
     pub shopify_api_secret: Option<String>,
+    /// The key secrets are stored encrypted under, and the keys it replaced.
+    #[command(flatten)]
+    pub encryption: crate::crypto::EncryptionConfig,
     /// The key the payment provider signs its callbacks with.
     #[arg(long, env = "PAYMENTS_WEBHOOK_SECRET", hide_env_values = true)]
     pub payments_webhook_secret: Option<String>,
@@ -161,6 +164,7 @@ impl std::fmt::Debug for Config {
                 "payments_webhook_secret",
                 &set(&self.payments_webhook_secret),
             )
+            .field("encryption", &self.encryption)
             .field("options", &self.options())
             .field("jobs", &self.jobs)
             .finish()
@@ -295,6 +299,9 @@ impl Config {
                 .clone()
                 .unwrap_or_default()
                 .into_bytes(),
+            // `serve` opens the encryption key ring itself: it needs the database URL, and
+            // minting a token needs no ring.
+            encryption: crate::crypto::KeyRing::default(),
         })
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod crypto;
 pub mod db;
 pub mod domains;
 pub mod error;
@@ -107,14 +108,19 @@ fn app(state: AppState, with_metrics: bool) -> Router {
 /// [`lifecycle`]).
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     check_keys(&config)?;
+    let (encryption, notice) = config.encryption.key_ring(&config.database.url)?;
+    if let Some(notice) = notice {
+        tracing::warn!("{notice}");
+    }
     let db = open_database(&config).await?;
     let development = !config.has_user_keys();
-    let (keys, development_token) = if development {
+    let (mut keys, development_token) = if development {
         let (keys, token) = development_keys(&config, &db).await?;
         (keys, Some(token.into()))
     } else {
         (config.keys(None).await?, None)
     };
+    keys.encryption = encryption;
     let options = state::Options {
         development,
         ..config.options()

@@ -66,6 +66,7 @@ impl RequestContext {
             scope: &self.scope,
             db: &self.db,
             outbox: &self.outbox,
+            encryption: &self.keys.encryption,
         }
     }
 

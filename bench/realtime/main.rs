@@ -307,6 +307,11 @@ async fn run(binary: &PathBuf, url: &str, knobs: &Knobs) -> anyhow::Result<()> {
         .arg("serve")
         .env("DATABASE_URL", url)
         .env("JWT_SECRET", SECRET)
+        // A throwaway key: the bench stores no secret, but PostgreSQL needs one to serve.
+        .env(
+            "STRATIX_ENCRYPTION_KEY",
+            "YmVuY2gtb25seS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU=",
+        )
         .env("STRATIX_LISTEN", &addr)
         .env(
             "RUST_LOG",

@@ -178,6 +178,12 @@ impl TableSpec {
         Self { secrets, ..self }
     }
 
+    /// Its secret columns that hold AES-256-GCM ciphertexts (named `*_enc`), which
+    /// `stratix keys rotate` re-encrypts; the others are hashes and leases.
+    pub fn encrypted(&self) -> impl Iterator<Item = &'static str> {
+        self.secrets.iter().copied().filter(|c| c.ends_with("_enc"))
+    }
+
     /// The table with this feed key column.
     pub const fn feed_key(self, column: &'static str) -> Self {
         Self {

@@ -10,6 +10,7 @@ mod contention;
 mod crawling;
 mod credits;
 mod distribution;
+mod encryption;
 mod experiments;
 mod fuzz;
 mod graphql;

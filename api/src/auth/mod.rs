@@ -32,6 +32,8 @@ pub struct Keys {
     pub shopify: shopify::ShopifyKeys,
     /// The payment provider's callbacks: `PAYMENTS_WEBHOOK_SECRET` (empty: refused).
     pub payments_webhook: Vec<u8>,
+    /// Secrets at rest: `STRATIX_ENCRYPTION_KEY` and the keys it replaced.
+    pub encryption: crate::crypto::KeyRing,
 }
 
 /// Credentials as presented, not yet checked. Their `Debug` hides the secret.

@@ -41,6 +41,9 @@ pub struct WriteCtx<'a> {
     pub db: &'a RequestDb,
     /// Where writes are recorded for subscribers, published after the commit.
     pub outbox: &'a Outbox,
+    /// The keys secrets are encrypted under (none in background work, which stores no
+    /// new secret).
+    pub encryption: &'a crate::crypto::KeyRing,
 }
 
 /// Background work of the service itself (sweeps, refreshes, metering): a transaction as
@@ -50,6 +53,7 @@ pub struct ServiceWork {
     scope: Scope,
     db: RequestDb,
     outbox: Outbox,
+    encryption: crate::crypto::KeyRing,
 }
 
 impl ServiceWork {
@@ -62,6 +66,7 @@ impl ServiceWork {
             scope: Scope::Service,
             db,
             outbox: Outbox::default(),
+            encryption: crate::crypto::KeyRing::default(),
         })
     }
 
@@ -72,6 +77,7 @@ impl ServiceWork {
             scope: &self.scope,
             db: &self.db,
             outbox: &self.outbox,
+            encryption: &self.encryption,
         }
     }
 

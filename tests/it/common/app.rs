@@ -16,6 +16,17 @@ pub const SHOPIFY_KEY: &str = "test-shopify-api-key";
 pub const SHOPIFY_SECRET: &[u8] = b"test-shopify-api-secret";
 /// The payment provider's webhook secret.
 pub const PAYMENTS_SECRET: &[u8] = b"test-payments-webhook-secret";
+/// The key secrets are encrypted under in tests (`STRATIX_ENCRYPTION_KEY`, base64 of
+/// `test-encryption-key-for-stratix!`).
+pub const ENCRYPTION_KEY: &str = "dGVzdC1lbmNyeXB0aW9uLWtleS1mb3Itc3RyYXRpeCE=";
+
+/// The key ring of [`ENCRYPTION_KEY`].
+pub fn encryption() -> api::crypto::KeyRing {
+    api::crypto::KeyRing::new(
+        api::crypto::Key::from_base64(ENCRYPTION_KEY).unwrap(),
+        Vec::new(),
+    )
+}
 
 /// The payment provider's callback `{event, orderId}` to `/webhooks/payments`, signed
 /// with `secret`.
@@ -133,6 +144,7 @@ impl TestApp {
                 api_secret: SHOPIFY_SECRET.to_vec(),
             },
             payments_webhook: PAYMENTS_SECRET.to_vec(),
+            encryption: encryption(),
         }
     }
 

@@ -10,7 +10,7 @@ use tokio::io::AsyncBufReadExt as _;
 use tokio::process::{Child, Command};
 
 use super::TestDb;
-use super::app::SECRET;
+use super::app::{ENCRYPTION_KEY, SECRET};
 
 /// The `stratix` binary with the environment of `t`'s database (and nothing inherited
 /// that would change what it does).
@@ -28,12 +28,15 @@ pub fn stratix(t: &TestDb) -> Command {
         "STRATIX_JOBS",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "STRATIX_ENCRYPTION_KEY",
+        "STRATIX_ENCRYPTION_KEYS_OLD",
     ] {
         command.env_remove(name);
     }
     command
         .env("DATABASE_URL", &t.url)
         .env("JWT_SECRET", std::str::from_utf8(SECRET).unwrap())
+        .env("STRATIX_ENCRYPTION_KEY", ENCRYPTION_KEY)
         .kill_on_drop(true);
     command
 }

@@ -30,6 +30,7 @@ pub fn keys() -> api::auth::Keys {
             api_secret: SHOPIFY_SECRET.to_vec(),
         },
         payments_webhook: PAYMENTS_SECRET.to_vec(),
+        encryption: super::app::encryption(),
     }
 }
 
