@@ -234,6 +234,9 @@ on_both_backends! {
         let mut server = Process::serve(&t, &[("STRATIX_JOBS", "false")]).await;
         let mut socket = Client::connect(server.addr, false).await;
         socket.init(&token).await;
+        socket
+            .subscribe("rows", "subscription { rowChanged(tables: [PROJECTS]) { cursor } }", json!({}))
+            .await;
         let url = format!("http://{}/graphql", server.addr);
 
         // Eight clients write as fast as they can until the server stops answering.
@@ -265,8 +268,12 @@ on_both_backends! {
                 })
             })
             .collect();
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        socket.event("rows", Duration::from_secs(10)).await;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
         server.terminate();
+        let last = socket
+            .until("rows", Duration::from_secs(10), |e| e["extensions"]["resumeAfter"].is_string())
+            .await;
         let (code, reason) = socket.closed(Duration::from_secs(10)).await;
         let code_of_exit = server.exit_code(Duration::from_secs(40)).await;
         let mut answered = BTreeSet::new();
@@ -276,6 +283,14 @@ on_both_backends! {
 
         assert_eq!(code_of_exit, Some(0), "{}", server.logs().join("\n"));
         assert_eq!(code, 1001, "{reason}");
+        // The last message says where to resume: after the last event the client got.
+        let events = &socket.events["rows"];
+        let received = &events[events.len() - 2];
+        assert_eq!(last["extensions"]["reason"], "SERVER_SHUTDOWN", "{last}");
+        assert_eq!(
+            last["extensions"]["resumeAfter"], received["data"]["rowChanged"]["cursor"],
+            "{last} after {received}"
+        );
         assert!(answered.len() > 10, "only {} writes answered", answered.len());
         assert_eq!(present(&t, "projects", &answered).await, answered);
         assert!(server.logs().iter().any(|l| l.contains("SIGTERM: shutting down")));
@@ -490,8 +505,9 @@ async fn graphiql_runs_its_example_query_in_headless_chromium() {
     assert_eq!(seen["external"], json!([]));
 }
 
-/// A subscriber of a server that shuts down reconnects to the next one and resumes `after`
-/// the last cursor it received: it hears of every change made in between, none twice.
+/// A subscriber of a server that shuts down is told, for each subscription, the cursor to
+/// resume after (also one that has had no event yet); it reconnects to the next server,
+/// resumes `after` it and hears of every change made in between, none twice.
 /// PostgreSQL only: there `change_events` outlives a process (SQLite's ring does not).
 #[tokio::test]
 async fn a_subscription_resumed_after_a_restart_misses_nothing() {
@@ -525,38 +541,67 @@ async fn a_subscription_resumed_after_a_restart_misses_nothing() {
             e["data"]["rowChanged"]["rowId"] == heard.to_string()
         })
         .await;
-    let cursor = event["data"]["rowChanged"]["cursor"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    // A second subscription that has had no event yet.
+    socket.subscribe("quiet", ROWS, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
 
     first.terminate();
+    let resume_after = |e: &Value| e["extensions"]["resumeAfter"].as_str().map(str::to_owned);
+    let rows_last = socket
+        .until("rows", Duration::from_secs(10), |e| {
+            resume_after(e).is_some()
+        })
+        .await;
+    let quiet_last = socket
+        .seen("quiet", Duration::from_secs(10), |e| {
+            resume_after(e).is_some()
+        })
+        .await;
     let (code, _) = socket.closed(Duration::from_secs(10)).await;
     assert_eq!(first.exit_code(Duration::from_secs(40)).await, Some(0));
     let missed = [project("missed-1").await, project("missed-2").await];
     let second = Process::serve(&t, &[("STRATIX_JOBS", "false")]).await;
     let mut resumed = Client::connect(second.addr, false).await;
     resumed.init(&token).await;
-    resumed
-        .subscribe("rows", ROWS, json!({ "after": cursor }))
-        .await;
-    let replayed_1 = resumed.event("rows", Duration::from_secs(10)).await;
-    let replayed_2 = resumed.event("rows", Duration::from_secs(10)).await;
+    for (id, last) in [("rows", &rows_last), ("quiet", &quiet_last)] {
+        resumed
+            .subscribe(id, ROWS, json!({ "after": resume_after(last).unwrap() }))
+            .await;
+    }
     let live = project("live").await;
-    let live_event = resumed.event("rows", Duration::from_secs(10)).await;
+    let is_live = |e: &Value| e["data"]["rowChanged"]["rowId"] == live.to_string();
+    for id in ["rows", "quiet"] {
+        resumed.seen(id, Duration::from_secs(10), is_live).await;
+    }
 
     assert_eq!(code, 1001);
+    assert_eq!(
+        resume_after(&rows_last).as_deref(),
+        event["data"]["rowChanged"]["cursor"].as_str(),
+        "the last event sent, then the cursor to resume after: {rows_last}"
+    );
+    assert_eq!(
+        socket.events["quiet"].len(),
+        1,
+        "{:?}",
+        socket.events["quiet"]
+    );
+    assert_eq!(quiet_last["extensions"]["reason"], "SERVER_SHUTDOWN");
     let row = |e: &Value| {
         e["data"]["rowChanged"]["rowId"]
             .as_str()
             .unwrap()
             .to_owned()
     };
-    assert_eq!(
-        [row(&replayed_1), row(&replayed_2)],
-        [missed[0].to_string(), missed[1].to_string()]
-    );
-    assert_eq!(row(&live_event), live.to_string());
+    let expected = [
+        missed[0].to_string(),
+        missed[1].to_string(),
+        live.to_string(),
+    ];
+    for id in ["rows", "quiet"] {
+        let rows: Vec<String> = resumed.events[id].iter().map(row).collect();
+        assert_eq!(rows, expected, "{id}");
+    }
 }
 
 /// With `STRATIX_METRICS_LISTEN`, `/metrics` is served there and not on the API's address.

@@ -1,8 +1,10 @@
 //! Realtime: GraphQL subscriptions that stand in for Supabase Realtime.
 //!
 //! - **Transport** ([`socket`]): WebSocket on `/graphql`, `graphql-transport-ws` and the
-//!   legacy `graphql-ws`; credentials in `connection_init`; close codes 4401 (token
-//!   expired), 4403 (refused), 4408 (no `connection_init`), 4409 (duplicate id).
+//!   legacy `graphql-ws`; credentials in `connection_init`; close codes 4403 (refused, or
+//!   the token expired), 4408 (no `connection_init`), 4409 (duplicate id), 1001 (shutdown).
+//! - **Closing** ([`resume`]): before the server closes a socket, each subscription is
+//!   told the cursor to resume after.
 //! - **Feeds** ([`schema`]): typed (`aiTaskUpdated`, `crawlJobUpdated`,
 //!   `notificationAdded`, `messageReceived`, `experimentResultsUpdated`) and generic
 //!   (`rowChanged`). Every event is checked with [`Scope::allows`](crate::store::Scope::allows),
@@ -19,6 +21,7 @@
 pub mod broker;
 pub mod change;
 mod postgres;
+pub mod resume;
 pub mod schema;
 pub mod socket;
 

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::broker::{Broker, FeedError, Filter, SUBSCRIBER_BUFFER, Session};
 use super::change::{Delivery, Op};
+use super::resume::{Closing, Position};
 use crate::error::ApiError;
 use crate::graphql::ids;
 use crate::graphql::names::{screaming, type_name};
@@ -384,19 +385,30 @@ async fn open<'a>(
         .map_err(|_| ApiError::Internal("realtime broker missing".to_owned()).into_graphql())?
         .clone();
     // Boxed, like the replay: only the subscription's start needs this future.
-    let feed = Box::pin(broker.subscribe(session, filter, after))
+    let (start, feed) = Box::pin(broker.subscribe_at(session, filter, after))
         .await
         .map_err(|e| feed_error(e, after))?;
+    // Over a socket: where the subscription has got to, and when to stop (see `resume`).
+    let position = ctx.ctx.data_opt::<Arc<Position>>().cloned();
+    let closing = ctx.ctx.data_opt::<Closing>().map(Closing::closed);
+    if let Some(position) = &position {
+        position.set(start);
+    }
     let mut last = after;
-    Ok(feed
-        .map(move |item| match item {
-            Ok(delivery) => {
-                last = Some(delivery.change.cursor);
-                Ok(EventValue(delivery))
+    let events = feed.map(move |item| match item {
+        Ok(delivery) => {
+            last = Some(delivery.change.cursor);
+            if let Some(position) = &position {
+                position.set(delivery.change.cursor);
             }
-            Err(error) => Err(feed_error(error, last)),
-        })
-        .boxed())
+            Ok(EventValue(delivery))
+        }
+        Err(error) => Err(feed_error(error, last)),
+    });
+    Ok(match closing {
+        Some(closing) => events.take_until(closing).boxed(),
+        None => events.boxed(),
+    })
 }
 
 /// A feed error as GraphQL reports it: a stable `code`, a `reason`, and `resumeAfter`

@@ -10,10 +10,14 @@
 //! | no `connection_init` within [`INIT_TIMEOUT`] | 4408 |
 //! | `graphql-transport-ws`: a second `connection_init` | 4429 |
 //! | `connection_init` credentials refused | 4403 (legacy: `connection_error` first) |
-//! | the token expires (or, without expiry, the credentials stop verifying) | 4401 |
+//! | the token expires: the `graphql-ws` client retries on 4403, with fresh `connectionParams` | 4403 |
+//! | credentials without expiry (API keys) stop verifying | 4401 |
 //! | a `subscribe`/`start` reuses the id of a running operation | 4409 |
 //! | the credentials could not be checked (database down) | 4500 |
 //! | the server shuts down (SIGTERM, SIGINT) | 1001 |
+//!
+//! Before closing for an expired token or a shutdown, each subscription is told the
+//! cursor to resume after (see [`super::resume`]).
 //!
 //! An operation past `Limits::max_subscriptions_per_connection` on the socket, or past
 //! `Limits::max_subscriptions_per_principal` over all of its principal's sockets, gets an
@@ -39,6 +43,7 @@ use futures_util::stream::BoxStream;
 use serde::Deserialize;
 
 use super::broker::Session;
+use super::resume::{self, Closing, Position, Positions, Reason};
 use crate::auth::{self, Credentials, Principal};
 use crate::db::Access;
 use crate::error::ApiError;
@@ -50,6 +55,10 @@ pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often credentials that do not expire (API keys) are checked again.
 const RECHECK_EVERY: Duration = Duration::from_secs(60);
+
+/// How long a closing connection waits for its subscriptions to hand on the events they
+/// took and for its queries to answer, before it closes regardless.
+const CLOSING_GRACE: Duration = Duration::from_secs(2);
 
 /// Open WebSocket operations per principal, over all of its connections to this
 /// instance, for `Limits::max_subscriptions_per_principal`.
@@ -137,6 +146,7 @@ pub fn upgrade(upgrade: WebSocketUpgrade, headers: &HeaderMap, state: AppState) 
 struct ConnectionExecutor {
     state: AppState,
     session: Arc<OnceLock<Arc<Session>>>,
+    positions: Positions,
 }
 
 fn operation_type(request: &Request) -> Option<OperationType> {
@@ -181,9 +191,20 @@ impl Executor for ConnectionExecutor {
 
     fn execute_stream(
         &self,
-        request: Request,
+        mut request: Request,
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
+        // The socket named the operation: its subscription reports where it has got to.
+        if let Some(async_graphql::Value::String(id)) =
+            request.extensions.0.remove(resume::OPERATION_ID)
+        {
+            let position = Arc::new(Position::default());
+            self.positions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(id, position.clone());
+            request = request.data(position);
+        }
         let Some(session) = self.session.get().cloned() else {
             return futures_util::stream::once(async {
                 error_response(ApiError::Unauthenticated(
@@ -221,7 +242,7 @@ impl Executor for ConnectionExecutor {
 /// What the connection's subscriptions read: its session, the broker, and the database
 /// for the relations a subscriber selects below an event's row. One per connection; the
 /// loader must not cache, since it serves every event of every subscription.
-fn connection_data(state: &AppState, session: &Arc<Session>) -> Data {
+fn connection_data(state: &AppState, session: &Arc<Session>, closing: Closing) -> Data {
     let context = state.subscription_context(session.scope(), session.principal.clone());
     let loader = batch_loader(context.db.clone(), context.scope.clone());
     loader.enable_all_cache(false);
@@ -230,6 +251,7 @@ fn connection_data(state: &AppState, session: &Arc<Session>) -> Data {
     data.insert(loader);
     data.insert(state.realtime.clone());
     data.insert(session.clone());
+    data.insert(closing);
     data
 }
 
@@ -359,7 +381,27 @@ enum Event {
     Client(Option<Result<Message, axum::Error>>),
     Server(Option<WsMessage>),
     Close(u16, String),
+    /// Close after telling each subscription where to resume.
+    Closing(u16, &'static str, Reason),
     Recheck,
+}
+
+/// `message` (a client's `subscribe`/`start`) with the operation's id in its payload's
+/// `extensions`, for the executor (see [`resume::OPERATION_ID`]).
+fn with_operation_id(message: &ClientMessage, id: &str) -> Option<Vec<u8>> {
+    let mut payload = message.payload.clone()?;
+    let object = payload.as_object_mut()?;
+    let extensions = object
+        .entry("extensions")
+        .or_insert_with(|| serde_json::json!({}));
+    if extensions.is_null() {
+        *extensions = serde_json::json!({});
+    }
+    extensions
+        .as_object_mut()?
+        .insert(resume::OPERATION_ID.to_owned(), id.into());
+    let message = serde_json::json!({ "type": message.kind, "id": id, "payload": payload });
+    serde_json::to_vec(&message).ok()
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
@@ -372,10 +414,17 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
 
 async fn serve(mut socket: WebSocket, protocol: WebSocketProtocols, state: AppState) {
     let session = Arc::new(OnceLock::new());
+    let positions = Positions::default();
     let executor = ConnectionExecutor {
         state: state.clone(),
         session: session.clone(),
+        positions: positions.clone(),
     };
+    let (close_feeds, closing_signal) = Closing::new();
+    // Set once the connection is closing: the code and reason it closes with, and why.
+    let mut closing: Option<(u16, &'static str, Reason)> = None;
+    let grace = tokio::time::sleep(Duration::from_secs(3600 * 24 * 365));
+    futures_util::pin_mut!(grace);
     let inbox = Arc::new(Inbox::default());
     // Counted while open; closed with 1001 when the server shuts down (lifecycle.rs).
     let _open = state.shutdown.socket();
@@ -411,10 +460,18 @@ async fn serve(mut socket: WebSocket, protocol: WebSocketProtocols, state: AppSt
             () = &mut init_deadline, if !initialised => {
                 Event::Close(4408, "Connection initialisation timeout".to_owned())
             }
-            () = &mut expiry, if expires => Event::Close(4401, "Token expired".to_owned()),
+            () = &mut expiry, if expires && closing.is_none() => {
+                Event::Closing(4403, "Forbidden: token expired", Reason::TokenExpired)
+            }
             _ = recheck.tick(), if credentials.is_some() && !expires => Event::Recheck,
-            () = &mut going_away => {
-                Event::Close(1001, "Server shutting down: reconnect, resume with after".to_owned())
+            () = &mut going_away, if closing.is_none() => Event::Closing(
+                1001,
+                "Server shutting down: reconnect, resume with after",
+                Reason::ServerShutdown,
+            ),
+            () = &mut grace, if closing.is_some() => {
+                let (code, reason, _) = closing.unwrap_or((1001, "", Reason::ServerShutdown));
+                Event::Close(code, reason.to_owned())
             }
         };
         match event {
@@ -449,7 +506,7 @@ async fn serve(mut socket: WebSocket, protocol: WebSocketProtocols, state: AppSt
                         match Box::pin(authenticate(&state, &payload)).await {
                             Ok((found, presented, expires_at)) => {
                                 *init_data.lock().unwrap_or_else(PoisonError::into_inner) =
-                                    Some(connection_data(&state, &found));
+                                    Some(connection_data(&state, &found, closing_signal.clone()));
                                 let _ = session.set(found);
                                 if let Some(at) = expires_at {
                                     expiry.as_mut().reset(until(at));
@@ -496,7 +553,11 @@ async fn serve(mut socket: WebSocket, protocol: WebSocketProtocols, state: AppSt
                             inbox.push(bytes);
                             continue;
                         };
-                        let id = parsed.id.unwrap_or_default();
+                        if closing.is_some() {
+                            // About to close: nothing new starts.
+                            continue;
+                        }
+                        let id = parsed.id.clone().unwrap_or_default();
                         if active.contains_key(&id) {
                             let reason = format!("Subscriber for {id} already exists");
                             close(&mut socket, 4409, &reason).await;
@@ -521,7 +582,13 @@ async fn serve(mut socket: WebSocket, protocol: WebSocketProtocols, state: AppSt
                         };
                         match place {
                             Ok(place) => {
+                                if let Some(named) = with_operation_id(&parsed, &id) {
+                                    inbox.push(named);
+                                } else {
+                                    inbox.push(bytes);
+                                }
                                 active.insert(id, place);
+                                continue;
                             }
                             Err((limit, max, scope)) => {
                                 let error = ApiError::Throttled(format!(
@@ -538,6 +605,10 @@ async fn serve(mut socket: WebSocket, protocol: WebSocketProtocols, state: AppSt
                     "complete" | "stop" => {
                         if let Some(id) = &parsed.id {
                             active.remove(id);
+                            positions
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .remove(id);
                         }
                     }
                     _ => {}
@@ -546,13 +617,31 @@ async fn serve(mut socket: WebSocket, protocol: WebSocketProtocols, state: AppSt
             }
             Event::Client(_) => break,
             Event::Server(Some(WsMessage::Text(text))) => {
+                let mut text = text;
                 if text.starts_with(r#"{"type":"complete""#)
                     && let Ok(done) = serde_json::from_str::<ClientMessage>(&text)
                     && let Some(id) = done.id
                 {
                     active.remove(&id);
+                    let position = positions
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(&id);
+                    // Closing: a subscription's end says where to resume, not `complete`.
+                    if let (Some((_, _, why)), Some(cursor)) =
+                        (closing, position.and_then(|p| p.get()))
+                    {
+                        let legacy = protocol == WebSocketProtocols::SubscriptionsTransportWS;
+                        text = resume::last_message(legacy, &id, cursor, why);
+                    }
                 }
                 if socket.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+                if let Some((code, reason, _)) = closing
+                    && active.is_empty()
+                {
+                    close(&mut socket, code, reason).await;
                     break;
                 }
             }
@@ -567,6 +656,19 @@ async fn serve(mut socket: WebSocket, protocol: WebSocketProtocols, state: AppSt
             Event::Close(code, reason) => {
                 close(&mut socket, code, &reason).await;
                 break;
+            }
+            Event::Closing(code, reason, why) => {
+                // The subscriptions stop after the event they are on; each one's end then
+                // becomes its last message (above).
+                close_feeds.send_replace(true);
+                if active.is_empty() {
+                    close(&mut socket, code, reason).await;
+                    break;
+                }
+                closing = Some((code, reason, why));
+                grace
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + CLOSING_GRACE);
             }
             Event::Recheck => {
                 if let (Some(presented), Some(current)) = (&credentials, session.get()) {

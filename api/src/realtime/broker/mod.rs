@@ -375,6 +375,23 @@ impl Broker {
         after: Option<i64>,
     ) -> Result<impl Stream<Item = Result<Arc<Delivery>, FeedError>> + Send + 'static, FeedError>
     {
+        Ok(self.subscribe_at(session, filter, after).await?.1)
+    }
+
+    /// [`Broker::subscribe`], with the cursor the feed starts after: resuming after it,
+    /// before any event came, misses nothing.
+    pub async fn subscribe_at(
+        &self,
+        session: Arc<Session>,
+        filter: Filter,
+        after: Option<i64>,
+    ) -> Result<
+        (
+            i64,
+            impl Stream<Item = Result<Arc<Delivery>, FeedError>> + Send + 'static,
+        ),
+        FeedError,
+    > {
         self.start();
         let mut status = self.inner.status.subscribe();
         match tokio::time::timeout(READY_TIMEOUT, status.wait_for(|s| *s == Status::Ready)).await {
@@ -417,6 +434,7 @@ impl Broker {
             }
             (None, _) => None,
         };
+        let start = routed.max(after.unwrap_or(i64::MIN));
         let feed = Feed {
             inner: self.inner.clone(),
             session,
@@ -425,16 +443,14 @@ impl Broker {
             mailbox,
             replay,
             buffer: VecDeque::new(),
-            skip_until: routed.max(after.unwrap_or(i64::MIN)),
+            skip_until: start,
         };
-        Ok(futures_util::stream::unfold(
-            Some(feed),
-            |feed| async move {
-                let mut feed = feed?;
-                let item = feed.next().await;
-                let keep = item.is_ok().then_some(feed);
-                Some((item, keep))
-            },
-        ))
+        let stream = futures_util::stream::unfold(Some(feed), |feed| async move {
+            let mut feed = feed?;
+            let item = feed.next().await;
+            let keep = item.is_ok().then_some(feed);
+            Some((item, keep))
+        });
+        Ok((start, stream))
     }
 }
