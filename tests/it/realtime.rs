@@ -305,7 +305,7 @@ on_both_backends! {
         assert_eq!(future["errors"][0]["extensions"]["reason"], "UNKNOWN_CURSOR", "{future}");
     }
 
-    async fn token_expiry_closes_the_socket_with_4401_and_a_bad_token_with_4403(t) {
+    async fn token_expiry_tells_each_subscription_where_to_resume_and_closes_with_4403(t) {
         let t = t.migrated().await;
         let server = Server::start(t.db.clone()).await;
         let user = fixtures::user(&t.db, "ada@example.com").await;
@@ -333,12 +333,18 @@ on_both_backends! {
         let mut anonymous = Client::connect(server.addr, false).await;
         anonymous.init_with(json!({})).await;
         anonymous.subscribe("tasks", ROW_CHANGED, json!({})).await;
-        let (code, _) = expiring.closed(Duration::from_secs(5)).await;
+        let last = expiring
+            .until("tasks", Duration::from_secs(5), |e| e["extensions"]["resumeAfter"].is_string())
+            .await;
+        let (code, reason) = expiring.closed(Duration::from_secs(5)).await;
 
         assert!(matches!(answer, Incoming::Closed(4403, _)), "{answer:?}");
         assert!(matches!(&legacy_answer, Incoming::Json(m) if m["type"] == "connection_error"), "{legacy_answer:?}");
         assert!(matches!(refused_legacy.recv(Duration::from_secs(5)).await, Some(Incoming::Closed(4403, _))));
-        assert_eq!(code, 4401);
+        assert_eq!((code, reason.as_str()), (4403, "Forbidden: token expired"));
+        assert_eq!(last["data"], Value::Null, "{last}");
+        assert_eq!(last["extensions"]["reason"], "TOKEN_EXPIRED", "{last}");
+        assert!(last["extensions"]["resumeAfter"].as_str().unwrap().parse::<i64>().is_ok(), "{last}");
         let denied = anonymous.event("tasks", Duration::from_secs(5)).await;
         assert_eq!(denied["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{denied}");
     }
@@ -565,14 +571,9 @@ async fn the_socket_closes_without_connection_init_and_on_a_duplicate_subscripti
     );
 }
 
-/// The `graphql-ws` npm client (the reference `graphql-transport-ws` implementation)
-/// subscribes unchanged: `tests/realtime-client/` (Node 20+; its packages are installed
-/// from the lockfile on first run).
-#[tokio::test]
-async fn the_graphql_ws_npm_client_receives_task_updates() {
-    let t = TestDb::sqlite().await.migrated().await;
-    let server = Server::start(t.db.clone()).await;
-    let task = user_with_task(&t.db, "ada@example.com").await;
+/// `tests/realtime-client/`, its packages installed from the lockfile on first use (the
+/// `graphql-ws` npm client; Node 20+).
+async fn realtime_client() -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/realtime-client");
     if !dir.join("node_modules/graphql-ws").exists() {
         let status = tokio::process::Command::new("npm")
@@ -583,6 +584,18 @@ async fn the_graphql_ws_npm_client_receives_task_updates() {
             .unwrap_or_else(|e| panic!("npm is needed for this test (Node 20+): {e:?}"));
         assert!(status.success(), "npm ci failed in {}", dir.display());
     }
+    dir
+}
+
+/// The `graphql-ws` npm client (the reference `graphql-transport-ws` implementation)
+/// subscribes unchanged: `tests/realtime-client/` (Node 20+; its packages are installed
+/// from the lockfile on first run).
+#[tokio::test]
+async fn the_graphql_ws_npm_client_receives_task_updates() {
+    let t = TestDb::sqlite().await.migrated().await;
+    let server = Server::start(t.db.clone()).await;
+    let task = user_with_task(&t.db, "ada@example.com").await;
+    let dir = realtime_client().await;
     let mut node = tokio::process::Command::new("node")
         .arg("subscribe.mjs")
         .arg(format!("ws://{}/graphql", server.addr))
@@ -762,4 +775,144 @@ async fn changes_arrive_in_cursor_order_when_transactions_commit_out_of_order_or
         "{:?}",
         client.events["tasks"]
     );
+}
+
+/// What `tests/realtime-client/resume.mjs` has printed so far, one JSON value a line, and a
+/// signal at each line.
+struct NodeLines {
+    lines: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    seen: tokio::sync::watch::Receiver<usize>,
+}
+
+impl NodeLines {
+    fn read(stdout: tokio::process::ChildStdout) -> Self {
+        use tokio::io::AsyncBufReadExt as _;
+        let lines: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = std::sync::Arc::default();
+        let (tx, seen) = tokio::sync::watch::channel(0);
+        let sink = lines.clone();
+        tokio::spawn(async move {
+            let mut reader = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                let value = serde_json::from_str(&line).unwrap_or(Value::String(line));
+                sink.lock().unwrap().push(value);
+                tx.send_modify(|n| *n += 1);
+            }
+        });
+        Self { lines, seen }
+    }
+
+    fn all(&self) -> Vec<Value> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// How many lines have `key`, and those with `key` equal to `value` when given.
+    fn count(&self, key: &str, value: Option<Value>) -> usize {
+        self.all()
+            .iter()
+            .filter(|l| {
+                l.get(key)
+                    .is_some_and(|v| value.as_ref().is_none_or(|want| v == want))
+            })
+            .count()
+    }
+
+    /// Waits (at most `wait`) until `done` holds for the lines so far.
+    async fn until(&mut self, wait: Duration, done: impl Fn(&Self) -> bool) {
+        let deadline = tokio::time::Instant::now() + wait;
+        while !done(self) {
+            let changed = tokio::time::timeout_at(deadline, self.seen.changed()).await;
+            assert!(
+                matches!(changed, Ok(Ok(()))),
+                "node client: not there within {wait:?}; it printed {:#?}",
+                self.all()
+            );
+        }
+    }
+}
+
+on_both_backends! {
+    /// The embedded admin's case: Shopify session tokens live a minute (three seconds
+    /// here). The real `graphql-ws` client, with `connectionParams` fetching a fresh token
+    /// and `after:` kept current (docs/clients.md), stays subscribed across three expiries
+    /// (each a 4403 close after the resume cursor) and sees every change exactly once.
+    async fn an_embedded_admins_subscription_survives_three_token_expiries_with_graphql_ws(t) {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let t = t.migrated().await;
+        let server = Server::start(t.db.clone()).await;
+        let domain = "expiring.myshopify.com";
+        fixtures::shop(&t.db, domain).await;
+        // App Bridge's idToken(), standing in: each token lives three seconds at most.
+        let issued = Arc::new(AtomicUsize::new(0));
+        let count = issued.clone();
+        let tokens = axum::Router::new().route(
+            "/token",
+            axum::routing::get(move || {
+                count.fetch_add(1, Ordering::Relaxed);
+                async move {
+                    let now = chrono::Utc::now().timestamp();
+                    TestApp::shop_token_with(domain, crate::common::app::SHOPIFY_SECRET, |c| {
+                        c["exp"] = json!(now + 3);
+                        c["iat"] = json!(now);
+                        c["nbf"] = json!(now);
+                    })
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let token_url = format!("http://{}/token", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, tokens).await });
+        let dir = realtime_client().await;
+        let mut node = tokio::process::Command::new("node")
+            .arg("resume.mjs")
+            .arg(format!("ws://{}/graphql", server.addr))
+            .arg(&token_url)
+            .current_dir(&dir)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("node is needed for this test (Node 20+): {e:?}"));
+        let mut out = NodeLines::read(node.stdout.take().unwrap());
+        out.until(Duration::from_secs(20), |o| o.count("connected", None) >= 1).await;
+        server.subscribed(1).await;
+
+        // A change every 150 ms, before, during and after each expiry and reconnection.
+        let http_token = TestApp::shop_token(domain);
+        let mut made = Vec::new();
+        let started = Instant::now();
+        let mut last_round = None;
+        while last_round.is_none_or(|round| made.len() < round + 5) {
+            let created = server
+                .graphql(
+                    Some(&http_token),
+                    "mutation($name: String) { aiModelCreate(input: { name: $name, version: \"1\" }) { aiModel { rowId } userErrors { field message } } }",
+                    json!({ "name": format!("m{}", made.len()) }),
+                )
+                .await;
+            let id = created["data"]["aiModelCreate"]["aiModel"]["rowId"].as_str().unwrap_or_else(|| panic!("{created}"));
+            made.push(id.to_owned());
+            if last_round.is_none() && out.count("connected", None) >= 4 {
+                last_round = Some(made.len());
+            }
+            assert!(started.elapsed() < Duration::from_secs(40), "{:#?}", out.all());
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        let last = made.last().unwrap().clone();
+        out.until(Duration::from_secs(10), |o| {
+            o.all().iter().any(|l| l["event"]["rowId"] == last.as_str())
+        })
+        .await;
+        node.kill().await.unwrap();
+
+        let lines = out.all();
+        let seen: Vec<String> = lines
+            .iter()
+            .filter_map(|l| l["event"]["rowId"].as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(seen, made, "every change once, in order: {lines:#?}");
+        assert!(out.count("closed", Some(json!(4403))) >= 3, "{lines:#?}");
+        assert!(out.count("reason", Some(json!("TOKEN_EXPIRED"))) >= 3, "{lines:#?}");
+        assert_eq!(out.count("error", None), 0, "{lines:#?}");
+        assert!(issued.load(Ordering::Relaxed) >= 4);
+    }
 }
