@@ -28,6 +28,7 @@ mod protocols;
 mod realtime;
 mod schema;
 mod shopify_webhooks;
+mod shops;
 mod tasks;
 mod tokens;
 mod traces;

@@ -1,4 +1,6 @@
-//! Shopify apps (seed 000): a shop's products and the AI content written for them.
+//! Shopify apps (seed 000): shops, their products and the AI content written for them.
+//! [`shops`] installs a shop (its access token encrypted), uninstalls it and keeps its
+//! settings.
 //! [`content`] keeps each product's revisions numbered 1, 2, 3... with no gap and no
 //! duplicate however many writers run at once, publishes one to the product, and restores
 //! an old one as a new version (history is never rewritten). Callers are the shop (its
@@ -6,4 +8,5 @@
 //! webhooks say, once per delivery.
 
 pub mod content;
+pub mod shops;
 pub mod webhooks;

@@ -126,13 +126,7 @@ pub async fn receive(ctx: &WriteCtx<'_>, delivery: Delivery) -> ApiResult<Receiv
     let payload = &delivery.payload;
     match delivery.topic {
         Topic::AppUninstalled => {
-            let mut update = Query::update();
-            update
-                .table("shops")
-                .value("uninstalled_at", Utc::now())
-                .and_where(Expr::col("id").eq(shop));
-            ctx.db.execute(&update).await?;
-            ctx.outbox.record(Write::update("shops", shop, Some(shop)));
+            super::shops::uninstall(ctx, shop).await?;
         }
         Topic::ProductsCreate | Topic::ProductsUpdate => upsert_product(ctx, shop, payload).await?,
         Topic::ProductsDelete => {

@@ -1,15 +1,83 @@
-//! The Shopify apps' workflows: products' versioned AI content.
+//! The Shopify apps' workflows: installing shops, their settings, and products' versioned
+//! AI content.
 
 use async_graphql::dynamic::{InputValue, TypeRef};
 use uuid::Uuid;
 
-use super::{Declaration, Returned, declare};
+use super::{Declaration, Input, Returned, declare, text};
 use crate::domains::shopify::content::{self, NewRevision};
+use crate::domains::shopify::shops::{self, Installation, Settings};
+use crate::error::ApiResult;
 use crate::graphql::mutations::Right;
 
 /// The domain's workflows.
 pub(super) fn declarations() -> Vec<Declaration> {
     vec![
+        declare(
+            "shopInstall",
+            "Installs a shop, or re-activates an uninstalled one with its settings and data              (service_role: the app's OAuth or token-exchange step). The access token is stored              encrypted and never returned.",
+            Right::Write,
+            vec![
+                InputValue::new("domain", TypeRef::named_nn(TypeRef::STRING))
+                    .description("The shop's `<name>.myshopify.com` domain."),
+                InputValue::new("accessToken", TypeRef::named_nn(TypeRef::STRING))
+                    .description("The Admin API access token Shopify granted."),
+                text(
+                    "scope",
+                    "The granted access scopes, comma-separated (`read_products,write_products`).",
+                ),
+                text("plan", "The app plan; `starter` when not given."),
+            ],
+            |input| {
+                Installation::parse(
+                    &input.string("domain")?.unwrap_or_default(),
+                    &input.string("accessToken")?.unwrap_or_default(),
+                    input.string("scope")?.as_deref(),
+                    input.string("plan")?.as_deref(),
+                )
+            },
+            |ctx, shop| Box::pin(shops::install(ctx, shop)),
+            shop_row(),
+        ),
+        declare(
+            "shopUninstall",
+            "Marks a shop uninstalled, as Shopify's `app/uninstalled` webhook does: its session              tokens and ingest key stop working; its data stays until `shop/redact` or the              retention. The shop itself, or service_role naming it.",
+            Right::Write,
+            vec![shop_id()],
+            optional_shop,
+            |ctx, shop| Box::pin(shops::uninstall_shop(ctx, shop)),
+            shop_row(),
+        ),
+        declare(
+            "shopUpdateSettings",
+            "Changes a shop's settings; those not given stay as they are. The shop itself, or              service_role naming it.",
+            Right::Write,
+            vec![
+                shop_id(),
+                text("brandVoice", "How the AI writes for the shop, up to 2,000 characters."),
+                InputValue::new("autopilotLimits", TypeRef::named("JSON")).description(
+                    "An object of limit name (a-z, 0-9, _) to a whole number >= 0, like                      `{\"patches_per_day\": 5}`; replaces the limits.",
+                ),
+                InputValue::new("dataRetentionDays", TypeRef::named(TypeRef::INT))
+                    .description("How long the shop's storefront events are kept: 1 to 3650."),
+                InputValue::new("allowWriteProducts", TypeRef::named(TypeRef::BOOLEAN))
+                    .description("Whether the apps may change the shop's products."),
+            ],
+            |input| {
+                Settings::parse(
+                    optional_shop(input)?,
+                    input.string("brandVoice")?,
+                    input.json("autopilotLimits")?,
+                    match input.get("dataRetentionDays") {
+                        None => None,
+                        Some(_) => Some(input.int("dataRetentionDays")?),
+                    },
+                    input.boolean("allowWriteProducts")?,
+                )
+            },
+            |ctx, change| Box::pin(shops::update_settings(ctx, change)),
+            shop_row(),
+        ),
         declare(
             "contentRevisionCreate",
             "Adds the next revision of a product's content: version = the product's last + 1, \
@@ -49,6 +117,22 @@ pub(super) fn declarations() -> Vec<Declaration> {
             revision_row(),
         ),
     ]
+}
+
+fn shop_id() -> InputValue {
+    InputValue::new("shopId", TypeRef::named(TypeRef::ID))
+        .description("The shop's global id: needed by service_role; a shop acts on itself.")
+}
+
+fn optional_shop(input: &Input<'_>) -> ApiResult<Option<Uuid>> {
+    match input.get("shopId") {
+        None => Ok(None),
+        Some(_) => input.id("shopId", "Shop").map(Some),
+    }
+}
+
+fn shop_row() -> Vec<Returned<Uuid>> {
+    vec![Returned::Row("shop", "shops", |id| Some(*id))]
 }
 
 fn revision_id() -> InputValue {
