@@ -149,5 +149,6 @@ on_both_backends! {
             "{statements:#?}"
         );
         assert_eq!(code, Some(0), "{}", server.logs().join("\n"));
+        assert!(server.logs().iter().any(|l| l.contains("traces to OTLP")), "{:?}", server.logs());
     }
 }
