@@ -76,6 +76,9 @@ pub struct TableSpec {
     /// For a distributor's table, the least role that writes it (generated writes and
     /// workflows alike).
     pub write_role: Role,
+    /// A column referring to the same table that must keep its rows a tree (a category's
+    /// parent): no write may make a row its own ancestor.
+    pub tree: Option<&'static str>,
 }
 
 /// The generated mutations a table has, and which columns clients set through them.
@@ -200,6 +203,14 @@ impl TableSpec {
         }
     }
 
+    /// The table whose rows form a tree through `column`.
+    pub const fn tree(self, column: &'static str) -> Self {
+        Self {
+            tree: Some(column),
+            ..self
+        }
+    }
+
     /// The table with this GraphQL type name.
     pub const fn type_name(self, name: &'static str) -> Self {
         Self {
@@ -228,6 +239,7 @@ const fn table(
         feed_key: None,
         writes: Writes::WORKFLOW_ONLY,
         write_role: Role::Member,
+        tree: None,
     }
 }
 
@@ -399,6 +411,7 @@ pub const TABLES: &[TableSpec] = &[
         .writes(Writes::CRUD.upsert_on(&["distributor_id", "sku"])),
     distributor("product_categories", true)
         .role(Role::Admin)
+        .tree("parent_id")
         .writes(Writes::CRUD.upsert_on(&["distributor_id", "name"])),
     // The status moves only through `orderUpdateStatus` (its state machine).
     distributor("orders", true).writes(

@@ -4,6 +4,7 @@
 mod ai_budget;
 mod auth;
 mod backup;
+mod catalog;
 mod common;
 mod content;
 mod contention;

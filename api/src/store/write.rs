@@ -596,6 +596,13 @@ impl<C: ConnectionTrait> Writer<'_, C> {
             .ok_or_else(|| {
                 ApiError::Internal("an upserted row came back without its key".to_owned())
             })?;
+        let changed: Vec<_> = order
+            .iter()
+            .zip(rows)
+            .enumerate()
+            .map(|(row, (&id, values))| (Some(row), id, values))
+            .collect();
+        self.keep_tree(table, &changed).await?;
         let mut found = if postgres {
             written
         } else {
@@ -716,6 +723,7 @@ impl<C: ConnectionTrait> Writer<'_, C> {
                 .execute(&update)
                 .await
                 .map_err(|e| failure(e, table, None, None))?;
+            self.keep_tree(table, &[(None, id, values)]).await?;
         }
         let row = find_by_ids(self.db, self.scope, table, Columns::all(table), &[id])
             .await?
@@ -725,6 +733,73 @@ impl<C: ConnectionTrait> Writer<'_, C> {
             self.outbox.record(write);
         }
         Ok(row)
+    }
+
+    /// Refuses writes that made a row of a tree table its own ancestor: from each
+    /// changed row (its bulk index, id and values) the parent chain is walked, one
+    /// statement per level for all rows, after the write and inside its transaction.
+    async fn keep_tree(
+        &self,
+        table: &Table,
+        changed: &[(Option<usize>, Uuid, &Assignments)],
+    ) -> Result<()> {
+        let Some(parent) = table
+            .spec
+            .and_then(|s| s.tree)
+            .and_then(|c| table.column_index(c))
+        else {
+            return Ok(());
+        };
+        // (bulk index, start, ancestor reached, ancestors seen)
+        let mut chains: Vec<(Option<usize>, Uuid, Uuid, Vec<Uuid>)> = changed
+            .iter()
+            .filter(|(_, _, values)| values.iter().any(|(c, _)| *c == parent))
+            .map(|&(row, id, _)| (row, id, id, vec![id]))
+            .collect();
+        while !chains.is_empty() {
+            let mut select = Query::select();
+            select
+                .from(table.name)
+                .columns([
+                    table.columns[table.id_column()].name,
+                    table.columns[parent].name,
+                ])
+                .and_where(
+                    Expr::col(table.columns[table.id_column()].name)
+                        .is_in(chains.iter().map(|c| c.2)),
+                );
+            let parents: HashMap<Uuid, Option<Uuid>> = self
+                .db
+                .query_all(&select)
+                .await
+                .map_err(ApiError::from)?
+                .iter()
+                .map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?)))
+                .collect::<std::result::Result<_, DbErr>>()
+                .map_err(ApiError::from)?;
+            let mut next = Vec::with_capacity(chains.len());
+            for (row, start, at, mut seen) in chains {
+                match parents.get(&at).copied().flatten() {
+                    Some(up) if up == start => {
+                        return rejected(vec![problem(
+                            row,
+                            Field::Column(parent),
+                            InputCode::Invalid,
+                            "would make the row its own ancestor",
+                        )]);
+                    }
+                    // A loop above the row (written by other means) ends the walk.
+                    Some(up) if seen.contains(&up) => {}
+                    Some(up) => {
+                        seen.push(up);
+                        next.push((row, start, up, seen));
+                    }
+                    None => {}
+                }
+            }
+            chains = next;
+        }
+        Ok(())
     }
 
     /// Row `id` if the scope may write it, with its owner and version, locked until the
