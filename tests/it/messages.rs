@@ -65,6 +65,28 @@ on_both_backends! {
         assert_eq!(scalar(&app, "SELECT CAST(unread_count AS BIGINT) FROM conversations").await, 1);
     }
 
+    async fn first_messages_from_a_new_sender_at_once_make_one_customer(t) {
+        let app = TestApp::new(t).await;
+        let owner = person(&app, "owner@example.com").await;
+        let (gid, _) = distributor(&app, &owner, "Acme").await;
+
+        let app = &app;
+        let replies = futures_util::future::join_all((0..12).map(|i| {
+            let sms = json!({ "i": { "distributorId": gid, "channel": "sms", "externalId": format!("sms.{i}"), "from": "+447700900555", "body": format!("order {i}") } });
+            let email = json!({ "i": { "distributorId": gid, "channel": "email", "externalId": format!("mail.{i}"), "from": "Bob@Example.com", "body": format!("order {i}") } });
+            async move { tokio::join!(app.query(RECEIVE, sms), app.query(RECEIVE, email)) }
+        }))
+        .await;
+
+        for (sms, email) in &replies {
+            assert_eq!(sms.data()["messageReceive"]["duplicate"], false, "{}", sms.body);
+            assert_eq!(email.data()["messageReceive"]["duplicate"], false, "{}", email.body);
+        }
+        assert_eq!(scalar(app, "SELECT count(*) FROM customers").await, 2);
+        assert_eq!(scalar(app, "SELECT count(*) FROM conversations").await, 2);
+        assert_eq!(scalar(app, "SELECT CAST(sum(unread_count) AS BIGINT) FROM conversations").await, 24);
+    }
+
     async fn pii_in_a_message_is_recorded_and_masked(t) {
         let app = TestApp::new(t).await;
         let owner = person(&app, "owner@example.com").await;

@@ -101,6 +101,19 @@ pub fn may_work(ctx: &WriteCtx<'_>) -> ApiResult<()> {
     }
 }
 
+/// Makes the transactions that work on `key` take turns until the current one ends:
+/// find-or-create steps that no unique key can guard. PostgreSQL takes a transaction-level
+/// advisory lock; SQLite's writing transactions already take turns.
+pub async fn serialize_on(ctx: &WriteCtx<'_>, key: &str) -> ApiResult<()> {
+    if ctx.db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    let mut select = Query::select();
+    select.expr(Func::cust("pg_advisory_xact_lock").arg(Func::cust("hashtext").arg(key)));
+    ctx.db.query_one(&select).await?;
+    Ok(())
+}
+
 /// `INVALID_TRANSITION` on `input.id`: a `what` in state `from` cannot move as asked
 /// (`to`: the state, or what was asked, like "be cancelled").
 pub fn invalid_transition(what: &str, from: &str, to: &str) -> ApiError {

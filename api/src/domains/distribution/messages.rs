@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::{acting_for, pii};
 use crate::auth::Principal;
 use crate::auth::passwords::Email;
-use crate::domains::WriteCtx;
+use crate::domains::{WriteCtx, serialize_on};
 use crate::error::{ApiError, ApiResult, InputCode};
 use crate::realtime::Write;
 use crate::tables::tables;
@@ -185,6 +185,11 @@ pub async fn receive(ctx: &WriteCtx<'_>, input: Inbound) -> ApiResult<Received> 
             duplicate: true,
         });
     }
+    // Two first messages from one new sender make one customer and one conversation.
+    let sender = match &input.from {
+        Sender::Phone(address) | Sender::Email(address) => address,
+    };
+    serialize_on(ctx, &format!("stratix_sender:{distributor}:{sender}")).await?;
     let customer = customer_of(ctx, distributor, &input).await?;
     let conversation = open_conversation(ctx, distributor, customer, channel).await?;
     let found = pii::detect(&input.body);
