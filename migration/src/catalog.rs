@@ -391,7 +391,7 @@ pub const TABLES: &[TableSpec] = &[
             delete: true,
             ..Writes::WORKFLOW_ONLY
         }),
-    distributor("customers", true).writes(Writes::CRUD),
+    distributor("customers", true).writes(Writes::CRUD.server_set(&["last_order_at"])),
     distributor("customer_labels", true).writes(Writes::CRUD.fixed(&["customer_id"])),
     distributor("conversations", true).writes(
         Writes::CRUD
@@ -460,6 +460,9 @@ pub const LEDGER_TRIGGER: &str = "credit_accounts_balance_ledger";
 /// The trigger on `messages` that keeps each conversation's `unread_count` and
 /// `last_message_at`.
 pub const MESSAGE_COUNTS_TRIGGER: &str = "messages_conversation_counts";
+
+/// The trigger on `orders` that keeps each customer's `last_order_at`.
+pub const CUSTOMER_LAST_ORDER_TRIGGER: &str = "orders_customer_last_order";
 
 /// Indexes the service relies on, on both backends: the seeds' named indexes, the uniques
 /// that keep data consistent, and the partial and expression indexes.

@@ -10,6 +10,7 @@ mod content;
 mod contention;
 mod crawling;
 mod credits;
+mod customers;
 mod distribution;
 mod encryption;
 mod experiments;

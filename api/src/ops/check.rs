@@ -11,8 +11,8 @@ use std::fmt;
 use chrono::{Datelike, Months, Utc};
 use entity::registry::{self, EntityColumn};
 use migration::catalog::{
-    self, CRITICAL_INDEXES, LEDGER_TRIGGER, MESSAGE_COUNTS_TRIGGER, NEW_USER_TRIGGER,
-    POSTGRES_INDEXES, TABLES,
+    self, CRITICAL_INDEXES, CUSTOMER_LAST_ORDER_TRIGGER, LEDGER_TRIGGER, MESSAGE_COUNTS_TRIGGER,
+    NEW_USER_TRIGGER, POSTGRES_INDEXES, TABLES,
 };
 use migration::introspect::{self, DbColumn};
 use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, Func, Query, TableRef};
@@ -136,6 +136,7 @@ pub async fn run<C: ConnectionTrait>(db: &C) -> Result<Report, DbErr> {
             ("users".to_owned(), NEW_USER_TRIGGER.to_owned()),
             ("credit_accounts".to_owned(), LEDGER_TRIGGER.to_owned()),
             ("messages".to_owned(), MESSAGE_COUNTS_TRIGGER.to_owned()),
+            ("orders".to_owned(), CUSTOMER_LAST_ORDER_TRIGGER.to_owned()),
         ])
         .collect();
     let missing: Vec<String> = expected
