@@ -84,6 +84,7 @@ pub fn build_state_with(
         api_scoping: true,
         realtime,
         usage: Default::default(),
+        audits: Default::default(),
         shutdown: lifecycle::Shutdown::default(),
         development_token: None,
         persisted: std::sync::Arc::default(),
@@ -145,6 +146,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         usage.clone(),
         db.clone(),
         state.realtime.clone(),
+    ));
+    let audits = state.audits.clone();
+    let audit_writer = tokio::spawn(domains::distribution::audits::write_audits(
+        audits.clone(),
+        db.clone(),
     ));
     let jobs = config
         .jobs
@@ -235,6 +241,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     meter.abort();
     if let Err(error) = usage.flush(&db).await {
         tracing::warn!(%error, "writing the last API request counts failed");
+    }
+    audit_writer.abort();
+    if let Err(error) = audits.flush(&db).await {
+        tracing::warn!(%error, "writing the last data access audits failed");
     }
     db.close().await.ok();
     tracing::info!("stopped");

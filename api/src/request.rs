@@ -2,14 +2,15 @@
 //! they see (the scope), the request's database work (one transaction), its batch loader
 //! and its outbox; and ending it: commit or roll back, then publish what was committed.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use sea_orm::{ConnectionTrait as _, DatabaseConnection};
 
 use crate::auth::{Keys, Principal};
 use crate::db::{Access, End, RequestDb};
 use crate::domains::WriteCtx;
+use crate::domains::distribution::audits::AuditLog;
 use crate::error::ApiResult;
 use crate::graphql::batch_loader;
 use crate::realtime::Broker;
@@ -35,6 +36,8 @@ pub struct RequestContext {
     pub outbox: Arc<Outbox>,
     /// Set when a mutation of the request failed: the whole request rolls back.
     pub failed: Arc<AtomicBool>,
+    /// Where the request's audited accesses go.
+    pub audits: AuditLog,
 }
 
 impl RequestContext {
@@ -81,6 +84,8 @@ pub struct Opened {
     context: RequestContext,
     access: Access,
     realtime: Broker,
+    /// Why it ran, for the audits of what it changed: its operation's name.
+    reason: OnceLock<String>,
 }
 
 /// How a request ended.
@@ -107,6 +112,7 @@ impl AppState {
             context: self.context(db, scope, principal),
             access,
             realtime: self.realtime.clone(),
+            reason: OnceLock::new(),
         })
     }
 
@@ -125,6 +131,7 @@ impl AppState {
             keys: self.keys.clone(),
             outbox: Arc::default(),
             failed: Arc::default(),
+            audits: self.audits.clone(),
         }
     }
 }
@@ -155,6 +162,12 @@ impl Opened {
     /// loader and the broker.
     pub fn attach(&self, request: async_graphql::Request) -> async_graphql::Request {
         let context = &self.context;
+        self.reason.get_or_init(|| {
+            let name = (request.operation_name.as_deref())
+                .or_else(|| first_operation_name(&request.query))
+                .unwrap_or("unnamed");
+            format!("GraphQL operation {name}")
+        });
         request
             .data(context.clone())
             .data(batch_loader(context.db.clone(), context.scope.clone()))
@@ -166,15 +179,72 @@ impl Opened {
     pub async fn finish(self, ok: bool) -> ApiResult<Ended> {
         let writes = self.access == Access::Write;
         let commit = writes && ok && !self.has_failed();
-        let RequestContext { db, outbox, .. } = self.context;
+        let RequestContext {
+            db,
+            outbox,
+            principal,
+            audits,
+            ..
+        } = self.context;
         db.finish(End::commit_if(commit)).await?;
         if commit {
-            self.realtime.publish(outbox.take());
+            let writes = outbox.take();
+            let reason = self
+                .reason
+                .get()
+                .map_or("a request outside GraphQL", String::as_str);
+            audits.changes(&principal, &writes, reason);
+            self.realtime.publish(writes);
         }
         Ok(if writes && !commit {
             Ended::RolledBack
         } else {
             Ended::Kept
         })
+    }
+}
+
+/// The name of a document's first operation (`mutation Rename($id: ID!) {...}`), read
+/// without parsing the document (it is parsed once, by the executor): the audits' reason
+/// when the request names no operation.
+fn first_operation_name(document: &str) -> Option<&str> {
+    let mut rest = document;
+    // Comments and ignored commas before the first definition.
+    loop {
+        rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == ',' || c == '\u{feff}');
+        match rest.strip_prefix('#') {
+            Some(comment) => rest = comment.split_once('\n').map_or("", |(_, after)| after),
+            None => break,
+        }
+    }
+    let rest = ["query", "mutation", "subscription"]
+        .iter()
+        .find_map(|keyword| rest.strip_prefix(keyword))?;
+    let name = rest.trim_start();
+    let end = name
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(name.len());
+    let starts_well = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
+    (rest.starts_with(char::is_whitespace) && starts_well).then(|| &name[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_operation_name;
+
+    #[test]
+    fn the_first_operation_name_is_read_from_the_document() {
+        assert_eq!(
+            first_operation_name("mutation Rename($id: ID!) { x }"),
+            Some("Rename")
+        );
+        assert_eq!(
+            first_operation_name("# why\n query   Q_1{ a }"),
+            Some("Q_1")
+        );
+        assert_eq!(first_operation_name("{ a }"), None);
+        assert_eq!(first_operation_name("mutation { a }"), None);
+        assert_eq!(first_operation_name("mutation($i: X) { a }"), None);
+        assert_eq!(first_operation_name("queryX { a }"), None);
     }
 }

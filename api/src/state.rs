@@ -64,6 +64,8 @@ pub struct AppState {
     pub realtime: crate::realtime::Broker,
     /// Users' API requests, counted for `usage_metrics`.
     pub usage: crate::domains::accounts::usage::RequestMeter,
+    /// Data access audits waiting to be written.
+    pub audits: crate::domains::distribution::audits::AuditLog,
     /// The server's shutdown signal (`/ready` fails and WebSockets close once it begins).
     pub shutdown: crate::lifecycle::Shutdown,
     /// Development mode's token, which GraphiQL opens with; `None` otherwise.

@@ -86,6 +86,24 @@ pub struct Column {
     pub secret: bool,
     /// The most characters it holds (`varchar(n)`), checked by the API on both backends.
     pub max_len: Option<u32>,
+    /// Served in full only to some (see `migration::catalog::Masked`).
+    pub mask: Option<Mask>,
+}
+
+/// A masked column's rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mask {
+    /// The column served in its place.
+    pub redacted: usize,
+    /// The least role that reads it in full.
+    pub full_to: migration::catalog::Role,
+}
+
+impl Column {
+    /// Whether filters, sorts and groups may use the column: not a secret, not masked.
+    pub fn queryable(&self) -> bool {
+        !self.secret && self.mask.is_none()
+    }
 }
 
 /// One relation of a table, through a single-column foreign key.
@@ -196,10 +214,22 @@ impl Tables {
             .iter()
             .enumerate()
             .map(|(index, entity)| {
+                let spec = catalog::find(entity.table);
+                let mask = |name: &str| {
+                    let masked = spec?.masked.iter().find(|m| m.column == name)?;
+                    Some(Mask {
+                        redacted: entity
+                            .columns
+                            .iter()
+                            .position(|c| c.name == masked.redacted)?,
+                        full_to: masked.full_to,
+                    })
+                };
                 let columns: Vec<Column> = entity
                     .columns
                     .iter()
                     .map(|c| Column {
+                        mask: mask(c.name),
                         name: c.name,
                         kind: ValueKind::of(&c.column_type),
                         nullable: c.nullable,

@@ -79,6 +79,21 @@ pub struct TableSpec {
     /// A column referring to the same table that must keep its rows a tree (a category's
     /// parent): no write may make a row its own ancestor.
     pub tree: Option<&'static str>,
+    /// Columns served in full only to members of a role (a message body with PII).
+    pub masked: &'static [Masked],
+}
+
+/// A column whose full value only members of at least `full_to` read (and `service_role`);
+/// everyone else reads the `redacted` column's value in its place. Neither filters, sorts
+/// nor groups (its redacted twin does), so its value cannot be probed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Masked {
+    /// The column.
+    pub column: &'static str,
+    /// The column served in its place.
+    pub redacted: &'static str,
+    /// The least role that reads it in full.
+    pub full_to: Role,
 }
 
 /// The generated mutations a table has, and which columns clients set through them.
@@ -203,6 +218,11 @@ impl TableSpec {
         }
     }
 
+    /// The table with these masked columns.
+    pub const fn masked(self, masked: &'static [Masked]) -> Self {
+        Self { masked, ..self }
+    }
+
     /// The table whose rows form a tree through `column`.
     pub const fn tree(self, column: &'static str) -> Self {
         Self {
@@ -240,6 +260,7 @@ const fn table(
         writes: Writes::WORKFLOW_ONLY,
         write_role: Role::Member,
         tree: None,
+        masked: &[],
     }
 }
 
@@ -398,13 +419,22 @@ pub const TABLES: &[TableSpec] = &[
             .fixed(&["customer_id"])
             .server_set(&["unread_count", "last_message_at"]),
     ),
+    // Viewers and members read bodies with their PII masked (`Masked`).
     distributor("messages", true)
         .feed_key("conversation_id")
-        .writes(
-            Writes::CRUD
+        .masked(&[Masked {
+            column: "body",
+            redacted: "body_redacted",
+            full_to: Role::Admin,
+        }])
+        // Made by `messageReceive` and `messageSend` (which find the PII): a body, once
+        // recorded, is history.
+        .writes(Writes {
+            delete: true,
+            ..Writes::UPDATE
                 .fixed(&["conversation_id"])
-                .server_set(&["body_redacted"]),
-        ),
+                .server_set(&["body", "body_redacted"])
+        }),
     distributor("ai_responses", true),
     distributor("catalog_products", true)
         .role(Role::Admin)

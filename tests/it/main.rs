@@ -26,6 +26,7 @@ mod operations;
 mod payments;
 mod persisted;
 mod plans;
+mod privacy;
 mod protocols;
 mod realtime;
 mod schema;

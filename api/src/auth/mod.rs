@@ -151,6 +151,14 @@ impl Principal {
         }
     }
 
+    /// The user, for a user's principal.
+    pub fn user_id(&self) -> Option<Uuid> {
+        match self {
+            Self::User { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+
     /// The claims PostgreSQL's policies read (`request.jwt.claims`).
     pub fn claims(&self) -> serde_json::Value {
         match self {

@@ -173,6 +173,7 @@ pub fn rule(table: &str) -> Option<Rule> {
         "profiles" => Some(accounts::profiles::rule),
         "ai_clones" => Some(studio::clones::rule),
         "experiments" => Some(experiments::lifecycle::rule),
+        "distributors" => Some(distribution::distributors::rule),
         _ => None,
     }
 }

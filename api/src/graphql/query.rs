@@ -147,6 +147,7 @@ fn parse_filter(gql: &GqlTable, value: &GqlValue, path: &str, depth: usize) -> A
             column => {
                 let index = gql
                     .column(column)
+                    .filter(|&i| gql.table().columns[i].queryable())
                     .ok_or_else(|| ApiError::bad_input(&here, "is not a filterable field"))?;
                 let GqlValue::Object(ops) = value else {
                     return Err(ApiError::bad_input(here, "must be an object"));
@@ -243,7 +244,7 @@ fn ordering(gql: &GqlTable, args: &Args) -> ApiResult<Ordering> {
             Some(name) => table
                 .columns
                 .iter()
-                .position(|c| !c.secret && c.name.eq_ignore_ascii_case(name))
+                .position(|c| c.queryable() && c.name.eq_ignore_ascii_case(name))
                 .filter(|&c| {
                     table.columns[c].kind.is_ordered() || table.columns[c].kind == ValueKind::Bool
                 }),
@@ -331,7 +332,16 @@ pub fn columns_of<'a>(gql: &GqlTable, names: impl Iterator<Item = &'a str>) -> C
     let mut columns = Columns::default().with(table.id_column());
     for name in names {
         match gql.fields.get(name) {
-            Some(FieldKind::Column(i)) => columns = columns.with(*i),
+            // A masked column's resolver compares it with its twin, for the audit.
+            Some(FieldKind::Column(i)) => match (table.columns[*i].mask, table.spec) {
+                (Some(mask), Some(spec)) => {
+                    columns = columns.with(*i).with(mask.redacted);
+                    if let Some(owner) = table.column_index(spec.owner_column) {
+                        columns = columns.with(owner);
+                    }
+                }
+                _ => columns = columns.with(*i),
+            },
             Some(FieldKind::Relation(r)) => {
                 let relation = &table.relations[*r];
                 if relation.kind == entity::registry::RelationKind::BelongsTo {
@@ -412,7 +422,7 @@ pub fn group_keys(gql: &GqlTable, args: &Args) -> ApiResult<Vec<GroupKey>> {
             };
             let column = match enum_value(key, "field") {
                 Some(name) => table.columns.iter().position(|c| {
-                    !c.secret && c.kind != ValueKind::Json && c.name.eq_ignore_ascii_case(name)
+                    c.queryable() && c.kind != ValueKind::Json && c.name.eq_ignore_ascii_case(name)
                 }),
                 _ => None,
             }

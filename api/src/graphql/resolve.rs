@@ -17,10 +17,12 @@ use super::RequestContext;
 use super::loaders::{Batches, Key, Loaded, Spec, SpecRef};
 use super::model::{FieldKind, GqlTable, model};
 use super::query::{self, Args, args_of};
+use crate::domains::distribution::audits::{Action, Audit};
 use crate::error::{ApiError, ApiResult};
 use crate::store::{
     self, AggregateQuery, AggregateRow, Filter, ListQuery, Measure, Ordering, PageRows, Row,
 };
+use crate::tables::Mask;
 
 /// A connection's resolved page, with what its `totalCount` and aggregates need.
 pub struct ConnectionValue {
@@ -98,6 +100,41 @@ pub fn row_of<'a>(parent: &'a FieldValue<'a>) -> async_graphql::Result<&'a Row> 
         return Ok(row);
     }
     parent.try_downcast_ref::<Arc<Row>>().map(|row| &**row)
+}
+
+/// A masked column's value for the parent row, as its scope reads it (the statement chose
+/// the full or the redacted value). A full value that differs from its redacted twin
+/// (it holds PII) is noted as an audited read.
+pub fn masked_column<'a>(
+    ctx: &ResolverContext<'a>,
+    gql: &GqlTable,
+    index: usize,
+    mask: Mask,
+) -> ApiResult<Option<&'a sea_orm::Value>> {
+    let row = row_of(ctx.parent_value).map_err(|e| ApiError::Internal(e.message))?;
+    let table = gql.table();
+    let value = row.0[index].as_ref();
+    let redacted = row.0[mask.redacted].as_ref();
+    if value.is_some() && value != redacted {
+        let owner = table
+            .spec
+            .and_then(|spec| table.column_index(spec.owner_column))
+            .and_then(|owner| row.uuid(owner));
+        if let (Some(record), Some(distributor)) = (row.id(table), owner) {
+            let req = request(ctx)?;
+            let path = ctx.path_node.map_or_else(String::new, |p| p.to_string());
+            req.audits.note(Audit {
+                distributor,
+                user: req.principal.user_id(),
+                action: Action::Read,
+                table: table.name,
+                record,
+                reason: format!("GraphQL read of {path}"),
+                at: chrono::Utc::now(),
+            });
+        }
+    }
+    Ok(value)
 }
 
 /// The spec of relation `relation` of `gql` as selected by `field`.

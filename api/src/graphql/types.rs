@@ -15,8 +15,8 @@ use super::model::{GqlTable, model};
 use super::names::screaming;
 use super::query::{MAX_PAGE, encode_cursor};
 use super::resolve::{
-    AggregateValue, ConnectionValue, EdgeValue, MeasureSet, aggregates, relation, root_connection,
-    row_of, run, total_count,
+    AggregateValue, ConnectionValue, EdgeValue, MeasureSet, aggregates, masked_column, relation,
+    root_connection, row_of, run, total_count,
 };
 use super::scalars::{to_graphql, type_of};
 use crate::error::ApiError;
@@ -276,6 +276,11 @@ fn columns(gql: &GqlTable) -> impl Iterator<Item = (usize, &crate::tables::Colum
         .map(|(i, c)| (i, c, gql.column_fields[i].as_str()))
 }
 
+/// The columns filters, sorts, groups and aggregates may use.
+fn queryable(gql: &GqlTable) -> impl Iterator<Item = (usize, &crate::tables::Column, &str)> {
+    columns(gql).filter(|(_, c, _)| c.queryable())
+}
+
 fn column_type(column: &crate::tables::Column) -> TypeRef {
     if column.nullable {
         TypeRef::named(type_of(column.kind))
@@ -302,12 +307,24 @@ fn row_object(gql: &'static GqlTable) -> Object {
         .description("The global id."),
     );
     for (index, column, name) in columns(gql) {
-        let mut field = sync_field(name, column_type(column), move |v| {
-            let row = row_of(v)?;
-            Ok(row.0[index]
-                .as_ref()
-                .map(|value| FieldValue::value(to_graphql(value))))
-        });
+        let mut field = match column.mask {
+            Some(mask) => Field::new(name, column_type(column), move |ctx| {
+                match masked_column(&ctx, gql, index, mask) {
+                    Ok(value) => {
+                        FieldFuture::Value(value.map(|v| FieldValue::value(to_graphql(v))))
+                    }
+                    Err(error) => FieldFuture::new(async move {
+                        Err::<Option<FieldValue<'_>>, _>(error.into_graphql())
+                    }),
+                }
+            }),
+            None => sync_field(name, column_type(column), move |v| {
+                let row = row_of(v)?;
+                Ok(row.0[index]
+                    .as_ref()
+                    .map(|value| FieldValue::value(to_graphql(value))))
+            }),
+        };
         if let Some(doc) = docs::field(table.name, column.name)
             .map(str::to_owned)
             .or_else(|| column_doc(column.name))
@@ -469,7 +486,7 @@ fn filter_input(gql: &GqlTable) -> InputObject {
         "Conditions on {} rows; all given must hold.",
         gql.type_name
     ));
-    for (_, column, field) in columns(gql) {
+    for (_, column, field) in queryable(gql) {
         input = input.field(InputValue::new(
             field,
             TypeRef::named(scalar_filter_name(column.kind)),
@@ -490,7 +507,7 @@ fn column_enum(gql: &GqlTable, suffix: &str, doc: &str, keep: fn(ValueKind) -> b
     Enum::new(format!("{}{suffix}", gql.type_name))
         .description(doc)
         .items(
-            columns(gql)
+            queryable(gql)
                 .filter(|(_, c, _)| keep(c.kind))
                 .map(|(_, c, _)| screaming(c.name)),
         )
@@ -500,7 +517,7 @@ fn group_key_object(gql: &'static GqlTable) -> Object {
     let mut object = Object::new(format!("{}GroupKey", gql.type_name))
         .description("The key of a group: the grouped fields are set, the others null.");
     for (index, column, name) in
-        columns(gql).filter(|(_, c, _)| c.kind != ValueKind::Json && c.kind != ValueKind::Bytes)
+        queryable(gql).filter(|(_, c, _)| c.kind != ValueKind::Json && c.kind != ValueKind::Bytes)
     {
         object = object.field(sync_field(
             name,
@@ -523,10 +540,10 @@ type MeasureField = (&'static str, &'static str, bool, fn(usize) -> Measure);
 
 fn aggregate_objects(gql: &'static GqlTable) -> Vec<Object> {
     let name = &gql.type_name;
-    let numeric: Vec<_> = columns(gql)
+    let numeric: Vec<_> = queryable(gql)
         .filter(|(_, c, _)| c.kind.is_numeric())
         .collect();
-    let ordered: Vec<_> = columns(gql)
+    let ordered: Vec<_> = queryable(gql)
         .filter(|(_, c, _)| c.kind.is_ordered())
         .collect();
     let table = gql.table();

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::state::AppState;
 use crate::telemetry::metrics;
 
-/// How often `events` partitions and retention are seen to.
+/// How often `events` partitions and retention, and audit retention, are seen to.
 pub const PARTITIONS_EVERY: Duration = Duration::from_secs(24 * 3600);
 
 type Pass = Box<dyn Fn(AppState) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
@@ -64,6 +64,20 @@ pub fn start(state: &AppState, retention_months: u32) -> Jobs {
                 Box::pin(async move {
                     crate::domains::experiments::refresh_results(&state.db, &state.realtime)
                         .await?;
+                    Ok(())
+                })
+            }),
+        },
+        Job {
+            name: "audit_retention",
+            every: PARTITIONS_EVERY,
+            pass: Box::new(|state: AppState| {
+                Box::pin(async move {
+                    let deleted =
+                        crate::domains::distribution::audits::apply_retention(&state.db).await?;
+                    if deleted > 0 {
+                        tracing::info!(deleted, "data access audits past retention deleted");
+                    }
                     Ok(())
                 })
             }),

@@ -143,7 +143,7 @@ fn listing<C: ConnectionTrait>(
     let selected = columns.indexes(table);
     let mut select = scoped_select(db, scope, table, query.filter.as_ref())?;
     for &i in &selected {
-        select.column(table.columns[i].name);
+        select.expr_as(scope.served(table, i), table.columns[i].name);
     }
     if let Some(after) = &query.page.after {
         select.cond_where(query.ordering.after(table, after));
@@ -341,7 +341,7 @@ pub async fn find_by_ids<C: ConnectionTrait>(
     let selected = columns.with(id).indexes(table);
     let mut select = scoped_select(db, scope, table, None)?;
     for &i in &selected {
-        select.column(table.columns[i].name);
+        select.expr_as(scope.served(table, i), table.columns[i].name);
     }
     select.and_where(Expr::col(table.columns[id].name).is_in(ids.iter().copied()));
     let mut found = HashMap::new();

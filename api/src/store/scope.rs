@@ -148,6 +148,35 @@ impl Scope {
         }
     }
 
+    /// What the scope reads for column `index` of `table`: the column itself, or for a
+    /// masked column, its full value only in the rows of distributors where the user's
+    /// role reads it in full and its redacted twin elsewhere.
+    pub fn served(&self, table: &Table, index: usize) -> Expr {
+        let column = &table.columns[index];
+        let Some(mask) = column.mask else {
+            return Expr::col(column.name);
+        };
+        let redacted = Expr::col(table.columns[mask.redacted].name);
+        let full_in: Vec<Uuid> = match self {
+            Self::Service => return Expr::col(column.name),
+            Self::User { roles, .. } => roles
+                .iter()
+                .filter(|(_, role)| *role >= mask.full_to)
+                .map(|(d, _)| *d)
+                .collect(),
+            Self::Shop { .. } | Self::Nobody => Vec::new(),
+        };
+        match table.spec {
+            Some(spec) if !full_in.is_empty() => Expr::case(
+                Expr::col(spec.owner_column).is_in(full_in),
+                Expr::col(column.name),
+            )
+            .finally(redacted)
+            .into(),
+            _ => redacted,
+        }
+    }
+
     /// The distributors whose rows of `table` the user's roles let it write.
     fn writable_distributors(&self, table: &Table) -> Vec<Uuid> {
         let (Self::User { roles, .. }, Some(spec)) = (self, table.spec) else {

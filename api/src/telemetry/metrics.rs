@@ -43,6 +43,10 @@ pub const EVENTS_DROPPED: &str = "stratix_realtime_events_dropped_total";
 pub const DISPATCH_QUEUE: &str = "stratix_realtime_dispatch_queue_depth";
 /// Users whose API request counts wait in memory for the next write (every second).
 pub const USAGE_PENDING: &str = "stratix_usage_meter_pending_users";
+/// Data access audits waiting in memory for the next write (every second).
+pub const AUDITS_PENDING: &str = "stratix_audits_pending";
+/// Data access audits dropped because their queue was full.
+pub const AUDITS_DROPPED: &str = "stratix_audits_dropped_total";
 /// Background job runs, by job and outcome (`ok`, `error`, `skipped`: another instance
 /// held the job's lock).
 pub const JOB_RUNS: &str = "stratix_job_runs_total";
@@ -206,6 +210,11 @@ pub fn events_dropped(reason: &'static str, n: usize) {
     metrics::counter!(EVENTS_DROPPED, "reason" => reason).increment(n as u64);
 }
 
+/// Counts data access audits dropped.
+pub fn audits_dropped(n: usize) {
+    metrics::counter!(AUDITS_DROPPED).increment(n as u64);
+}
+
 /// Counts a background job's run.
 pub fn job_run(job: &'static str, outcome: &'static str) {
     metrics::counter!(JOB_RUNS, "job" => job, "outcome" => outcome).increment(1);
@@ -224,6 +233,7 @@ pub fn observe_state(state: &crate::AppState) {
         metrics::gauge!(DISPATCH_QUEUE).set(state.realtime.queue_depth() as f64);
         metrics::gauge!(WEBSOCKETS).set(state.shutdown.websockets() as f64);
         metrics::gauge!(USAGE_PENDING).set(state.usage.pending() as f64);
+        metrics::gauge!(AUDITS_PENDING).set(state.audits.pending() as f64);
     }
 }
 

@@ -50,6 +50,8 @@ pub struct TestApp {
     pub plans: std::sync::Arc<api::graphql::plan::PlanCache>,
     /// The app's count of API requests, not yet written.
     pub usage: api::domains::accounts::usage::RequestMeter,
+    /// The app's data access audits, not yet written.
+    pub audits: api::domains::distribution::audits::AuditLog,
     router: Router,
 }
 
@@ -128,6 +130,7 @@ impl TestApp {
             t,
             plans: state.plans.clone(),
             usage: state.usage.clone(),
+            audits: state.audits.clone(),
             router: api::router(state),
         }
     }
@@ -157,6 +160,7 @@ impl TestApp {
             t: TestDb::attached(db, self.t.url.clone()),
             plans: state.plans.clone(),
             usage: state.usage.clone(),
+            audits: state.audits.clone(),
             router: api::router(state),
         }
     }

@@ -160,6 +160,19 @@ pub async fn create(ctx: &WriteCtx<'_>, input: NewDistributor) -> ApiResult<Crea
     })
 }
 
+/// The rule the generated distributor writes apply: `settings.audit_retention_days`, when
+/// given, is 1 to 3650 days.
+pub fn rule(column: &str, value: &sea_orm::Value) -> Result<(), (InputCode, String)> {
+    match (column, value) {
+        ("settings", sea_orm::Value::Json(Some(settings))) => {
+            super::audits::retention_days(settings)
+                .map(|_| ())
+                .map_err(|message| (InputCode::Invalid, message))
+        }
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@
 //!   invitee, signed in with the invited email).
 
 pub mod ai;
+pub mod audits;
 pub mod distributors;
 pub mod invitations;
 pub mod messages;

@@ -192,6 +192,10 @@ fn object(
             let item = match (name, gql.fields.get(name)) {
                 ("__typename", _) => ObjectItem::Typename,
                 (_, Some(FieldKind::GlobalId)) => ObjectItem::Id,
+                // A masked column's full reads are audited by its resolver.
+                (_, Some(FieldKind::Column(column))) if table.columns[*column].mask.is_some() => {
+                    return None;
+                }
                 (_, Some(FieldKind::Column(column))) => ObjectItem::Column(*column),
                 (_, Some(FieldKind::Relation(relation))) => {
                     let rel = &table.relations[*relation];
