@@ -79,8 +79,9 @@ pub struct Config {
     /// development mode: a random secret for this process, printed with a ready token.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
-    /// A JSON Web Key Set (file path or http(s):// URL, read at start) with the ES256/RS256
-    /// keys user JWTs may be signed with, e.g.
+    /// A JSON Web Key Set (file path, read at start, or http(s):// URL, fetched at start,
+    /// every 10 minutes and on an unknown kid) with the ES256/RS256 keys user JWTs may be
+    /// signed with, e.g.
     /// https://<project>.supabase.co/auth/v1/.well-known/jwks.json.
     #[arg(long, env = "JWT_JWKS")]
     pub jwt_jwks: Option<String>,
@@ -274,7 +275,7 @@ impl Config {
     pub async fn keys(&self, development: Option<&str>) -> anyhow::Result<crate::auth::Keys> {
         let jwks = match &self.jwt_jwks {
             None => None,
-            Some(location) => Some(load_jwks(location).await?),
+            Some(location) => Some(crate::auth::jwks::Jwks::load(location).await?),
         };
         let secret = self
             .jwt_secret

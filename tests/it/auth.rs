@@ -1,6 +1,8 @@
 //! Principals: every bad credential is refused with 401 and no data; sign-up, sign-in and
 //! API keys work end to end.
 
+use std::time::Duration;
+
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
@@ -235,7 +237,7 @@ async fn a_jwks_is_read_from_a_url_and_verifies_its_tokens() {
 
     let keys = api::auth::jwt::UserKeys {
         secret: SECRET.to_vec(),
-        jwks: Some(jwks),
+        jwks: Some(jwks.into()),
     };
     let mut header = Header::new(Algorithm::ES256);
     header.kid = Some("test-ec-1".to_owned());
@@ -252,4 +254,102 @@ async fn a_jwks_is_read_from_a_url_and_verifies_its_tokens() {
             .await
             .is_err()
     );
+}
+
+/// A JWKS endpoint whose keys can be changed while it serves; counts its fetches.
+struct RotatingJwks {
+    url: String,
+    keys: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    fetches: tokio::sync::watch::Receiver<usize>,
+}
+
+impl RotatingJwks {
+    async fn start(keys: Vec<Value>) -> Self {
+        let keys = std::sync::Arc::new(std::sync::Mutex::new(keys));
+        let (counted, fetches) = tokio::sync::watch::channel(0);
+        let served = keys.clone();
+        let router = axum::Router::new().route(
+            "/jwks.json",
+            axum::routing::get(move || {
+                counted.send_modify(|n| *n += 1);
+                let set = json!({ "keys": *served.lock().unwrap() }).to_string();
+                async move { set }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self { url, keys, fetches }
+    }
+
+    fn fetches(&self) -> usize {
+        *self.fetches.borrow()
+    }
+}
+
+fn es256_token(kid: &str, private_der: &[u8]) -> String {
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(kid.to_owned());
+    let claims = json!({"sub": uuid::Uuid::new_v4(), "role": "authenticated", "aud": "authenticated", "exp": chrono::Utc::now().timestamp() + 600});
+    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(private_der)).unwrap()
+}
+
+/// Keys rotate at the issuer: a token signed with a key published since the last fetch is
+/// accepted at once (the set is fetched again for its unknown `kid`), made-up `kid`s do
+/// not make it fetch more than once per gap, and a withdrawn key stops verifying at the
+/// next periodic refresh.
+#[tokio::test]
+async fn the_jwks_is_refetched_for_an_unknown_kid_at_most_once_per_gap_and_periodically() {
+    let first: Value = serde_json::from_str(include_str!("keys/jwks.json")).unwrap();
+    let first = first["keys"][0].clone();
+    let second: Value = serde_json::from_str(include_str!("keys/jwk-2.json")).unwrap();
+    let mut issuer = RotatingJwks::start(vec![first.clone()]).await;
+    let gap = Duration::from_millis(300);
+    let jwks = api::auth::jwks::Jwks::remote(&issuer.url, Duration::from_secs(3), gap)
+        .await
+        .unwrap();
+    let keys = api::auth::jwt::UserKeys {
+        secret: Vec::new(),
+        jwks: Some(jwks),
+    };
+    let old = es256_token("test-ec-1", include_bytes!("keys/ec-private.der"));
+    let new = es256_token("test-ec-2", include_bytes!("keys/ec-private-2.der"));
+    let made_up = es256_token("made-up", include_bytes!("keys/ec-private.der"));
+    assert!(api::auth::jwt::verify_fresh(&keys, &old).await.is_ok());
+    assert_eq!(issuer.fetches(), 1);
+
+    // Rotated in: the new key is published next to the old one.
+    *issuer.keys.lock().unwrap() = vec![first, second.clone()];
+    tokio::time::sleep(gap).await;
+    let rotated_in = api::auth::jwt::verify_fresh(&keys, &new).await;
+    let after_rotation = issuer.fetches();
+    let refused = api::auth::jwt::verify_fresh(&keys, &made_up).await;
+    let after_made_up = issuer.fetches();
+    // Rotated out: only the new key is published; the periodic refresh drops the old one.
+    *issuer.keys.lock().unwrap() = vec![second];
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        issuer.fetches.wait_for(|n| *n > after_made_up),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    // The fetch was answered; its keys take over once the answer is read.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while api::auth::jwt::verify(&keys, &old).is_ok() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    assert!(rotated_in.is_ok(), "{rotated_in:?}");
+    assert_eq!(after_rotation, 2);
+    assert!(refused.is_err());
+    assert_eq!(
+        after_made_up, 2,
+        "a made-up kid within the gap fetches nothing"
+    );
+    assert!(
+        api::auth::jwt::verify(&keys, &old).is_err(),
+        "a withdrawn key still verifies"
+    );
+    assert!(api::auth::jwt::verify(&keys, &new).is_ok());
 }

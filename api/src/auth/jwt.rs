@@ -5,7 +5,6 @@
 //! secret, an asymmetric one only with the JWKS key its `kid` names, so `alg: none` and
 //! algorithm confusion (an HS256 token "signed" with a public key) are refused.
 
-use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{
     Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
 };
@@ -65,7 +64,7 @@ pub struct UserKeys {
     /// `JWT_SECRET` (HS256).
     pub secret: Vec<u8>,
     /// `JWT_JWKS` (ES256 / RS256 public keys by `kid`).
-    pub jwks: Option<JwkSet>,
+    pub jwks: Option<super::jwks::Jwks>,
 }
 
 /// Signs `claims` with the HS256 `secret`.
@@ -103,6 +102,18 @@ pub fn check_issued(iat: Option<i64>, leeway: u64) -> Result<(), ApiError> {
     }
 }
 
+/// [`verify`], after fetching the JWKS again when the token names a key it does not hold
+/// (a rotated-in key; rate-limited, see [`super::jwks`]).
+pub async fn verify_fresh(keys: &UserKeys, token: &str) -> Result<Verified, ApiError> {
+    if let (Some(jwks), Ok(header)) = (&keys.jwks, decode_header(token))
+        && matches!(header.alg, Algorithm::ES256 | Algorithm::RS256)
+        && let Some(kid) = &header.kid
+    {
+        jwks.refresh_for(kid).await;
+    }
+    verify(keys, token)
+}
+
 /// Verifies a user token against `keys`: its signature, `exp` (required), `nbf`, `iat`
 /// and `aud` when present, and its role. A user (`authenticated`) must have a `sub` and
 /// the `authenticated` audience; Supabase's project keys (`anon`, `service_role`, with
@@ -119,6 +130,7 @@ pub fn verify(keys: &UserKeys, token: &str) -> Result<Verified, ApiError> {
                 .as_ref()
                 .and_then(|set| header.kid.as_deref().and_then(|kid| set.find(kid)))
                 .ok_or_else(|| unauthenticated("no signing key matches the token's kid"))?;
+            let jwk = &jwk;
             // The key's own algorithm wins: an RS256 key never verifies an ES256 token.
             let key_alg = match &jwk.algorithm {
                 jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_) => Algorithm::ES256,

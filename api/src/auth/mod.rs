@@ -6,6 +6,7 @@
 //! downgraded to anonymous.
 
 pub mod api_keys;
+pub mod jwks;
 pub mod jwt;
 pub mod passwords;
 pub mod shopify;
@@ -219,7 +220,7 @@ pub async fn authenticate<C: ConnectionTrait>(
             })
         }
         Credentials::Bearer(token) => {
-            let claims = jwt::verify(&keys.user, token)?;
+            let claims = jwt::verify_fresh(&keys.user, token).await?;
             let principal = match claims.role.as_str() {
                 "service_role" => Principal::Service,
                 "anon" => Principal::Anonymous,

@@ -140,7 +140,13 @@ impl TestApp {
         api::auth::Keys {
             user: api::auth::jwt::UserKeys {
                 secret: SECRET.to_vec(),
-                jwks: Some(serde_json::from_str(include_str!("../keys/jwks.json")).unwrap()),
+                jwks: Some(
+                    serde_json::from_str::<jsonwebtoken::jwk::JwkSet>(include_str!(
+                        "../keys/jwks.json"
+                    ))
+                    .unwrap()
+                    .into(),
+                ),
             },
             shopify: api::auth::shopify::ShopifyKeys {
                 api_key: SHOPIFY_KEY.to_owned(),
