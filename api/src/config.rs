@@ -142,6 +142,35 @@ pub struct Config {
     /// Run only the persisted documents (needs STRATIX_PERSISTED_QUERIES).
     #[arg(long, env = "STRATIX_PERSISTED_ONLY", default_value_t = false, action = clap::ArgAction::Set)]
     pub persisted_only: bool,
+    /// Whether GraphQL requests (and the webhooks) are throttled: a leaky bucket of cost
+    /// points per principal.
+    #[arg(long, env = "STRATIX_THROTTLE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub throttle: bool,
+    /// The points a principal's bucket holds: also the most one operation may cost.
+    #[arg(long, env = "STRATIX_THROTTLE_MAXIMUM", default_value = "1000", value_parser = positive)]
+    pub throttle_maximum: f64,
+    /// The points restored to a bucket per second.
+    #[arg(long, env = "STRATIX_THROTTLE_RESTORE_RATE", default_value = "50", value_parser = positive)]
+    pub throttle_restore_rate: f64,
+    /// Multipliers of a shop's bucket (size and rate) by its plan, `plan=factor,...`.
+    #[arg(long, env = "STRATIX_THROTTLE_PLANS", default_value = "advanced=2,plus=10", value_parser = plans)]
+    pub throttle_plans: String,
+    /// The most buckets held in memory (refilled ones are forgotten first).
+    #[arg(long, env = "STRATIX_THROTTLE_MAX_BUCKETS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub throttle_max_buckets: u64,
+    /// Sign-up, sign-in and invitation attempts per client address per window.
+    #[arg(long, env = "STRATIX_AUTH_ATTEMPTS_PER_ADDRESS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    pub auth_attempts_per_address: u32,
+    /// Sign-up and sign-in attempts per email (invitations: per user) per window.
+    #[arg(long, env = "STRATIX_AUTH_ATTEMPTS_PER_EMAIL", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub auth_attempts_per_email: u32,
+    /// The window the attempt limits refill over: 10m, 1h, ...
+    #[arg(long, env = "STRATIX_AUTH_ATTEMPTS_WINDOW", default_value = "10m", value_parser = parse_duration)]
+    pub auth_attempts_window: Duration,
+    /// The header a trusted reverse proxy puts the client's address in (its right-most
+    /// entry is read, e.g. X-Forwarded-For); unset: the connection's peer address.
+    #[arg(long, env = "STRATIX_CLIENT_ADDRESS_HEADER")]
+    pub client_address_header: Option<String>,
     /// Whether background jobs (lease sweep, results refresh, partition upkeep) run in this
     /// instance.
     #[arg(long, env = "STRATIX_JOBS", default_value_t = true, action = clap::ArgAction::Set)]
@@ -234,6 +263,18 @@ impl Config {
             .collect();
         options.introspection = self.introspection;
         options.graphiql = self.graphiql;
+        options.throttle = crate::throttle::ThrottleConfig {
+            enabled: self.throttle,
+            maximum: self.throttle_maximum,
+            restore_rate: self.throttle_restore_rate,
+            plans: crate::throttle::parse_plans(&self.throttle_plans).unwrap_or_default(),
+            max_buckets: usize::try_from(self.throttle_max_buckets).unwrap_or(usize::MAX),
+            attempts_per_address: self.auth_attempts_per_address,
+            attempts_per_email: self.auth_attempts_per_email,
+            attempts_window: self.auth_attempts_window,
+            client_address_header: self.client_address_header.clone(),
+            clock: crate::throttle::Clock::System,
+        };
         options
     }
 
@@ -327,6 +368,19 @@ pub async fn load_jwks(location: &str) -> anyhow::Result<jsonwebtoken::jwk::JwkS
             .with_context(|| format!("reading JWT_JWKS {location}"))?
     };
     serde_json::from_str(&text).with_context(|| format!("JWT_JWKS {location} is not a JWK set"))
+}
+
+/// A positive, finite number.
+fn positive(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && *n > 0.0)
+        .ok_or_else(|| format!("{text:?} is not a positive number"))
+}
+
+/// `plan=factor,...`, checked (see [`crate::throttle::parse_plans`]).
+fn plans(text: &str) -> Result<String, String> {
+    crate::throttle::parse_plans(text).map(|_| text.to_owned())
 }
 
 /// A duration like `30s`, `500ms`, `2m` or `1h`.

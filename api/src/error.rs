@@ -51,6 +51,24 @@ pub enum ApiError {
     /// `THROTTLED`: too many requests or too costly a query.
     #[error("{0}")]
     Throttled(String),
+    /// `THROTTLED`: the principal's points (or sign-in attempts) are spent for now;
+    /// `extensions.retryAfter` says in how many seconds the request would fit.
+    #[error("{message}")]
+    Exhausted {
+        /// What was short.
+        message: String,
+        /// Seconds to wait (to the millisecond).
+        retry_after: f64,
+    },
+    /// `MAX_COST_EXCEEDED`: one operation costs more points than the principal's bucket
+    /// holds; `extensions.cost` and `extensions.maxCost` say how many.
+    #[error("Query cost is {cost}, which exceeds the single query max cost limit ({maximum})")]
+    MaxCost {
+        /// The operation's requested cost.
+        cost: u64,
+        /// The bucket's maximum.
+        maximum: u64,
+    },
     /// `INTERNAL`: anything unexpected. The detail is logged, never sent.
     #[error("internal error")]
     Internal(String),
@@ -190,7 +208,8 @@ impl ApiError {
             }
             Self::Timeout(_) => "TIMEOUT",
             Self::Conflict(_) => "CONFLICT",
-            Self::Throttled(_) => "THROTTLED",
+            Self::Throttled(_) | Self::Exhausted { .. } => "THROTTLED",
+            Self::MaxCost { .. } => "MAX_COST_EXCEEDED",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -245,6 +264,17 @@ impl ErrorExtensions for ApiError {
         if let Self::Limit { limit, .. } = self {
             let limit = *limit;
             error = error.extend_with(move |_, ext| ext.set("limit", limit));
+        }
+        if let Self::Exhausted { retry_after, .. } = self {
+            let retry_after = *retry_after;
+            error = error.extend_with(move |_, ext| ext.set("retryAfter", retry_after));
+        }
+        if let Self::MaxCost { cost, maximum } = self {
+            let (cost, maximum) = (*cost, *maximum);
+            error = error.extend_with(move |_, ext| {
+                ext.set("cost", cost);
+                ext.set("maxCost", maximum);
+            });
         }
         if let Self::BadUserInput { field, .. } | Self::Refused { field, .. } = self {
             let field = field.clone();

@@ -22,16 +22,17 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::auth::{self, Credentials};
 use crate::db::{Access, backend_name, count_statements};
 use crate::error::ApiError;
+use crate::graphql::cost::Cost;
 use crate::graphql::plan::PlanKey;
 use crate::idempotency::{self, Claim};
 use crate::request::Ended;
 pub use crate::state::AppState;
+use crate::throttle::{self, Charge, Refusal};
 
 /// Builds the router the server and the tests use.
 pub fn router(state: AppState) -> Router {
-    let router = Router::new()
-        .route("/graphql", get(graphql_get).post(graphql_post))
-        .route("/health", get(health))
+    // The webhooks are throttled by client address (429 with `Retry-After`).
+    let webhooks = Router::new()
         .route(
             "/webhooks/payments",
             axum::routing::post(crate::webhooks::payments::receive),
@@ -39,7 +40,15 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/webhooks/shopify",
             axum::routing::post(crate::webhooks::shopify::receive),
-        );
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            throttle::guard,
+        ));
+    let router = Router::new()
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/health", get(health))
+        .merge(webhooks);
     let cors = cors(&state.options.cors_origins);
     let router = router.with_state(state);
     match cors {
@@ -95,6 +104,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// `Limits::max_body_bytes` (413).
 async fn graphql_post(State(state): State<AppState>, request: axum::extract::Request) -> Response {
     let (parts, body) = request.into_parts();
+    let client = client_of(&state, &parts.headers, &parts.extensions);
     let headers = parts.headers;
     if !is_json(&headers) {
         let error = ApiError::bad_input("content-type", "send the request as application/json");
@@ -142,7 +152,19 @@ async fn graphql_post(State(state): State<AppState>, request: axum::extract::Req
     if let Err(refused) = state.persisted.resolve(&mut batch) {
         return refused.into_response();
     }
-    respond(&state, &headers, batch).await
+    respond(&state, &headers, client, batch).await
+}
+
+/// The client's address (for an anonymous caller's bucket and the sign-in limits).
+fn client_of(
+    state: &AppState,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> Option<std::net::IpAddr> {
+    let peer = extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0);
+    state.throttle.client_address(headers, peer)
 }
 
 /// `GET /graphql`: a WebSocket upgrade for subscriptions (see `realtime::socket`), or
@@ -152,9 +174,10 @@ async fn graphql_get(
     websocket: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     request: axum::extract::Request,
 ) -> Response {
+    let client = client_of(&state, request.headers(), request.extensions());
     if let Ok(websocket) = websocket {
         let headers = request.headers().clone();
-        return crate::realtime::socket::upgrade(websocket, &headers, state);
+        return crate::realtime::socket::upgrade(websocket, &headers, client, state);
     }
     let headers = request.headers().clone();
     let request = match GraphQLRequest::<GraphQLRejection>::from_request(request, &state).await {
@@ -169,15 +192,21 @@ async fn graphql_get(
         let error = ApiError::bad_input("query", "mutations must be sent with POST");
         return error_response(StatusCode::METHOD_NOT_ALLOWED, &error);
     }
-    respond(&state, &headers, request).await
+    respond(&state, &headers, client, request).await
 }
 
 /// Runs a request within `Limits::request_timeout` and answers in the media type the
 /// client accepts: `application/graphql-response+json` when its `Accept` names it, else
 /// `application/json`.
-async fn respond(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> Response {
+async fn respond(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: Option<std::net::IpAddr>,
+    batch: BatchRequest,
+) -> Response {
     let timeout = state.limits.request_timeout;
-    let mut response = match tokio::time::timeout(timeout, execute(state, headers, batch)).await {
+    let running = execute(state, headers, client, batch);
+    let mut response = match tokio::time::timeout(timeout, running).await {
         Ok(response) => response,
         // Dropping the request rolls its transaction back.
         Err(_) => {
@@ -229,7 +258,64 @@ fn access_of(batch: &mut BatchRequest) -> Access {
     access
 }
 
-async fn execute(state: &AppState, headers: &HeaderMap, mut batch: BatchRequest) -> Response {
+/// Prices each operation of `batch`, counts its sign-in attempts and charges `principal`,
+/// before any SQL of the request runs.
+async fn meter(
+    state: &AppState,
+    principal: &auth::Principal,
+    client: Option<std::net::IpAddr>,
+    batch: &mut BatchRequest,
+) -> Result<(Charge, Vec<Cost>), Refusal> {
+    let mut costs = Vec::new();
+    let mut attempts = Vec::new();
+    for request in batch.iter_mut() {
+        let variables = std::mem::take(&mut request.variables);
+        let name = request.operation_name.take();
+        // A document that does not parse costs the minimum; the executor says what is wrong.
+        if let Ok(document) = request.parsed_query() {
+            costs.push(Cost::of(document, name.as_deref(), &variables));
+            let found = throttle::attempts::of(document, name.as_deref(), &variables, principal);
+            attempts.extend(found);
+        } else {
+            costs.push(Cost::default());
+        }
+        request.variables = variables;
+        request.operation_name = name;
+    }
+    state
+        .throttle
+        .attempt(client, &attempts)
+        .map_err(|error| Refusal {
+            error,
+            report: None,
+        })?;
+    let requested: Vec<u64> = costs.iter().map(Cost::requested).collect();
+    let charge = state
+        .throttle
+        .charge(&state.db, principal, client, &requested)
+        .await?;
+    Ok((charge, costs))
+}
+
+/// A refusal of the throttle: `THROTTLED` or `MAX_COST_EXCEEDED`, with `extensions.cost`
+/// and `Retry-After` (whole seconds; `extensions.retryAfter` has the milliseconds).
+fn throttled(refusal: &Refusal) -> Response {
+    let cost = refusal.report.as_ref().map(throttle::CostReport::to_json);
+    let mut response = error_response_with(StatusCode::OK, &refusal.error, cost);
+    if let Some(seconds) = refusal.retry_after() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+async fn execute(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: Option<std::net::IpAddr>,
+    mut batch: BatchRequest,
+) -> Response {
     crate::telemetry::record::operation(&batch);
     // Limits first: before credentials are looked up and before anything parses.
     for request in batch.iter_mut() {
@@ -245,6 +331,10 @@ async fn execute(state: &AppState, headers: &HeaderMap, mut batch: BatchRequest)
         Ok(authenticated) => authenticated.principal,
         Err(error @ ApiError::Unauthenticated(_)) => return unauthenticated(&error),
         Err(error) => return error_response(StatusCode::OK, &error),
+    };
+    let (charge, costs) = match meter(state, &principal, client, &mut batch).await {
+        Ok(metered) => metered,
+        Err(refusal) => return throttled(&refusal),
     };
     let scope = match auth::scope_of(&state.db, &principal).await {
         Ok(scope) => scope,
@@ -303,7 +393,10 @@ async fn execute(state: &AppState, headers: &HeaderMap, mut batch: BatchRequest)
                     Ok(_) => {
                         let statements = counter.load(Ordering::Relaxed);
                         crate::telemetry::record::finished("OK", statements);
-                        plan_response(answer, show_statements.then_some(statements))
+                        let cost = &costs[0];
+                        let data = serde_json::from_slice::<serde_json::Value>(&answer.data).ok();
+                        let report = charge.settle(cost.requested(), cost.actual(data.as_ref()));
+                        plan_response(answer, report, show_statements.then_some(statements))
                     }
                     Err(error) => error_response(StatusCode::OK, &error),
                 };
@@ -323,6 +416,18 @@ async fn execute(state: &AppState, headers: &HeaderMap, mut batch: BatchRequest)
         }
     };
     let response = count_statements(counter.clone(), state.schema.execute_batch(batch)).await;
+    let response = match response {
+        BatchResponse::Single(response) => {
+            BatchResponse::Single(with_cost(response, &charge, &costs[0]))
+        }
+        BatchResponse::Batch(responses) => BatchResponse::Batch(
+            responses
+                .into_iter()
+                .zip(&costs)
+                .map(|(response, cost)| with_cost(response, &charge, cost))
+                .collect(),
+        ),
+    };
     let ok = match &response {
         BatchResponse::Single(r) => r.is_ok(),
         BatchResponse::Batch(rs) => rs.iter().all(|r| r.is_ok()),
@@ -368,6 +473,16 @@ async fn execute(state: &AppState, headers: &HeaderMap, mut batch: BatchRequest)
     GraphQLResponse::from(response).into_response()
 }
 
+/// `response` with `extensions.cost`, its actual cost refunded to the bucket.
+fn with_cost(
+    response: async_graphql::Response,
+    charge: &Charge,
+    cost: &Cost,
+) -> async_graphql::Response {
+    let report = charge.settle(cost.requested(), cost.actual(Some(&response.data)));
+    response.extension("cost", report.to_value())
+}
+
 /// The stored answer to a repeated `Idempotency-Key`, as it was first sent.
 fn replayed(body: String) -> Response {
     (
@@ -388,7 +503,11 @@ fn replayed(body: String) -> Response {
 
 /// A plan's answer, in the executor's envelope: `data`, then `extensions` with the cost
 /// and the statement count (when shown).
-fn plan_response(answer: crate::graphql::plan::Answer, statements: Option<usize>) -> Response {
+fn plan_response(
+    answer: crate::graphql::plan::Answer,
+    cost: throttle::CostReport,
+    statements: Option<usize>,
+) -> Response {
     let mut body = Vec::with_capacity(answer.data.len() + 64);
     body.extend_from_slice(b"{\"data\":");
     body.extend_from_slice(&answer.data);
@@ -396,7 +515,11 @@ fn plan_response(answer: crate::graphql::plan::Answer, statements: Option<usize>
         .map(|n| format!(",\"sqlStatements\":{n}"))
         .unwrap_or_default();
     body.extend_from_slice(
-        format!(",\"extensions\":{{\"cost\":{}{statements}}}}}", answer.cost).as_bytes(),
+        format!(
+            ",\"extensions\":{{\"cost\":{}{statements}}}}}",
+            cost.to_json()
+        )
+        .as_bytes(),
     );
     (
         [(
@@ -409,6 +532,15 @@ fn plan_response(answer: crate::graphql::plan::Answer, statements: Option<usize>
 }
 
 fn error_response(status: StatusCode, error: &ApiError) -> Response {
+    error_response_with(status, error, None)
+}
+
+/// An error response, with `extensions.cost` when given.
+fn error_response_with(
+    status: StatusCode,
+    error: &ApiError,
+    cost: Option<serde_json::Value>,
+) -> Response {
     let mut server = error.to_server_error();
     if let Some(id) = crate::telemetry::record::request_id() {
         server
@@ -417,7 +549,10 @@ fn error_response(status: StatusCode, error: &ApiError) -> Response {
             .set("requestId", id);
     }
     crate::telemetry::record::finished(error.code(), 0);
-    let body = json!({ "data": null, "errors": [server] });
+    let mut body = json!({ "data": null, "errors": [server] });
+    if let Some(cost) = cost {
+        body["extensions"] = json!({ "cost": cost });
+    }
     (status, Json(body)).into_response()
 }
 

@@ -23,6 +23,7 @@ pub mod state;
 pub mod store;
 pub mod tables;
 pub mod telemetry;
+pub mod throttle;
 pub mod webhooks;
 
 use anyhow::Context as _;
@@ -68,6 +69,7 @@ pub fn build_state_with(
     options: state::Options,
 ) -> anyhow::Result<AppState> {
     let limits = options.limits;
+    let options_throttle = options.throttle.clone();
     let schema = graphql::schema_with(limits, options.introspection)
         .context("building the GraphQL schema")?;
     // Starts listening now when a runtime is running (else on first use).
@@ -88,6 +90,7 @@ pub fn build_state_with(
         shutdown: lifecycle::Shutdown::default(),
         development_token: None,
         persisted: std::sync::Arc::default(),
+        throttle: throttle::Throttle::new(options_throttle),
     })
 }
 
@@ -197,9 +200,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         },
     );
     let mut server = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.begun())
-            .into_future(),
+        // With the peer's address: anonymous callers are throttled by it.
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.begun())
+        .into_future(),
     );
     let signal = tokio::select! {
         ended = &mut server => {

@@ -26,6 +26,8 @@ pub struct Options {
     /// Development mode (SQLite without JWT keys): responses show
     /// `extensions.sqlStatements` to every caller, not only to `service_role`.
     pub development: bool,
+    /// The cost throttle and the sign-in limits.
+    pub throttle: crate::throttle::ThrottleConfig,
 }
 
 impl Default for Options {
@@ -36,6 +38,7 @@ impl Default for Options {
             introspection: true,
             graphiql: true,
             development: false,
+            throttle: crate::throttle::ThrottleConfig::default(),
         }
     }
 }
@@ -73,6 +76,8 @@ pub struct AppState {
     /// Persisted documents by hash (Apollo's automatic persisted queries, or the
     /// allow-list).
     pub persisted: Arc<crate::persisted::Persisted>,
+    /// The cost buckets and sign-in limits of this instance.
+    pub throttle: crate::throttle::Throttle,
 }
 
 impl AppState {

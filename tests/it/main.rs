@@ -33,6 +33,7 @@ mod schema;
 mod shopify_webhooks;
 mod shops;
 mod tasks;
+mod throttle;
 mod tokens;
 mod traces;
 mod usage;

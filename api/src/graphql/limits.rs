@@ -8,7 +8,8 @@
 //!    set, fragment count and nesting, nesting of input values in arguments, then depth,
 //!    aliases and an estimated cost (rows a query may touch: each field counts once per row
 //!    of every connection around it, a connection's size being its `first`/`last`, else
-//!    100). The cost is reported in `extensions.cost`.
+//!    100). This bounds the work of any request, the service's too; what principals are
+//!    charged is [`super::cost`].
 //!
 //! Each refusal is `BAD_USER_INPUT` with `extensions.limit` naming the limit; every other
 //! error raised before execution (syntax, unknown fields or directives, bad enum values)
@@ -16,18 +17,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation,
 };
 use async_graphql::parser::types::{
     Directive, ExecutableDocument, OperationType, Selection, SelectionSet, VariableDefinition,
 };
 use async_graphql::{
-    ErrorExtensionValues, Positioned, Response, ServerError, ServerResult, ValidationResult, Value,
-    Variables,
+    ErrorExtensionValues, Positioned, ServerError, ServerResult, ValidationResult, Value, Variables,
 };
 
 use async_graphql::registry::{__DirectiveLocation as Location, MetaDirective};
@@ -526,16 +525,12 @@ fn spread_names<'a>(set: &'a SelectionSet, names: &mut Vec<&'a str>) {
 
 impl ExtensionFactory for Limits {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(LimitsExtension {
-            limits: *self,
-            cost: AtomicU64::new(0),
-        })
+        Arc::new(LimitsExtension { limits: *self })
     }
 }
 
 struct LimitsExtension {
     limits: Limits,
-    cost: AtomicU64,
 }
 
 #[async_graphql::async_trait::async_trait]
@@ -557,7 +552,6 @@ impl Extension for LimitsExtension {
             .map_err(refusal)?;
         let shape = Shape::of(&document, variables);
         self.limits.check(&shape).map_err(refusal)?;
-        self.cost.store(shape.cost, Ordering::Relaxed);
         Ok(document)
     }
 
@@ -569,16 +563,6 @@ impl Extension for LimitsExtension {
         next.run(ctx)
             .await
             .map_err(|errors| errors.into_iter().map(with_code).collect())
-    }
-
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        let response = next.run(ctx, operation_name).await;
-        response.extension("cost", Value::from(self.cost.load(Ordering::Relaxed)))
     }
 }
 

@@ -1,6 +1,7 @@
 //! The GraphQL API: a schema generated from the table model, with Relay connections,
 //! filters, ordering, aggregates and batched relations for every table.
 
+pub mod cost;
 mod docs;
 pub(crate) mod ids;
 pub mod limits;

@@ -48,7 +48,9 @@ use crate::auth::{self, Credentials, Principal};
 use crate::db::Access;
 use crate::error::ApiError;
 use crate::graphql::batch_loader;
+use crate::graphql::cost::Cost;
 use crate::state::AppState;
+use crate::throttle::{Charge, Refusal};
 
 /// How long a client has to send `connection_init`.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -112,7 +114,12 @@ impl Drop for OpenOperation {
 
 /// Upgrades `GET /graphql` to a GraphQL WebSocket, or answers 400 when the client offers
 /// neither protocol.
-pub fn upgrade(upgrade: WebSocketUpgrade, headers: &HeaderMap, state: AppState) -> HttpResponse {
+pub fn upgrade(
+    upgrade: WebSocketUpgrade,
+    headers: &HeaderMap,
+    client: Option<std::net::IpAddr>,
+    state: AppState,
+) -> HttpResponse {
     let protocol = headers
         .get(header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|v| v.to_str().ok())
@@ -137,7 +144,7 @@ pub fn upgrade(upgrade: WebSocketUpgrade, headers: &HeaderMap, state: AppState) 
         // transport's own refusal (an error, no close frame) would not.
         .max_message_size(state.limits.max_body_bytes.saturating_mul(2))
         .max_frame_size(state.limits.max_body_bytes.saturating_mul(2))
-        .on_upgrade(move |socket| serve(socket, protocol, state))
+        .on_upgrade(move |socket| serve(socket, protocol, client, state))
 }
 
 /// Runs operations for one connection: subscriptions with its session, queries as over
@@ -147,6 +154,8 @@ struct ConnectionExecutor {
     state: AppState,
     session: Arc<OnceLock<Arc<Session>>>,
     positions: Positions,
+    /// The client's address (an anonymous connection's bucket).
+    client: Option<std::net::IpAddr>,
 }
 
 fn operation_type(request: &Request) -> Option<OperationType> {
@@ -163,17 +172,54 @@ fn error_response(error: ApiError) -> Response {
     Response::from_errors(vec![error.to_server_error()])
 }
 
+/// A refusal of the throttle, with the cost it was about.
+fn refused(refusal: Refusal) -> Response {
+    let response = error_response(refusal.error);
+    match refusal.report {
+        Some(report) => response.extension("cost", report.to_value()),
+        None => response,
+    }
+}
+
 impl ConnectionExecutor {
-    async fn run_once(&self, session: Arc<Session>, request: Request) -> Response {
+    /// Charges the principal the operation's requested cost (from the same bucket as its
+    /// HTTP requests), before anything of it runs.
+    async fn meter(
+        &self,
+        session: &Session,
+        request: &mut Request,
+    ) -> Result<(Charge, Cost), Refusal> {
+        let variables = std::mem::take(&mut request.variables);
+        let name = request.operation_name.take();
+        let cost = request
+            .parsed_query()
+            .map(|document| Cost::of(document, name.as_deref(), &variables))
+            .unwrap_or_default();
+        request.variables = variables;
+        request.operation_name = name;
         let state = &self.state;
+        let requested = [cost.requested()];
+        let charge = (state.throttle)
+            .charge(&state.db, &session.principal, self.client, &requested)
+            .await?;
+        Ok((charge, cost))
+    }
+
+    async fn run_once(&self, session: Arc<Session>, mut request: Request) -> Response {
+        let state = &self.state;
+        let (charge, cost) = match self.meter(&session, &mut request).await {
+            Ok(metered) => metered,
+            Err(refusal) => return refused(refusal),
+        };
         let principal = session.principal.clone();
         let opened = match state.open(principal, session.scope(), Access::Read).await {
             Ok(opened) => opened,
             Err(error) => return error_response(error),
         };
         let response = state.schema.execute(opened.attach(request)).await;
+        let report = charge.settle(cost.requested(), cost.actual(Some(&response.data)));
         match opened.finish(response.is_ok()).await {
-            Ok(_) => response,
+            Ok(_) => response.extension("cost", report.to_value()),
             Err(error) => error_response(error),
         }
     }
@@ -230,11 +276,24 @@ impl Executor for ConnectionExecutor {
                 futures_util::stream::once(async move { this.run_once(session, request).await })
                     .boxed()
             }
-            // Subscriptions read the connection's data (see `connection_data`).
-            _ => self
-                .state
-                .schema
-                .execute_stream_with_session_data(request, session_data.unwrap_or_default()),
+            // Subscriptions read the connection's data (see `connection_data`). They are
+            // charged their requested cost once, when they start; their events are not.
+            _ => {
+                let this = self.clone();
+                futures_util::stream::once(async move {
+                    match this.meter(&session, &mut request).await {
+                        Ok(_) => this.state.schema.execute_stream_with_session_data(
+                            request,
+                            session_data.unwrap_or_default(),
+                        ),
+                        Err(refusal) => {
+                            futures_util::stream::once(async { refused(refusal) }).boxed()
+                        }
+                    }
+                })
+                .flatten()
+                .boxed()
+            }
         }
     }
 }
@@ -412,13 +471,19 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
     let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
-async fn serve(mut socket: WebSocket, protocol: WebSocketProtocols, state: AppState) {
+async fn serve(
+    mut socket: WebSocket,
+    protocol: WebSocketProtocols,
+    client: Option<std::net::IpAddr>,
+    state: AppState,
+) {
     let session = Arc::new(OnceLock::new());
     let positions = Positions::default();
     let executor = ConnectionExecutor {
         state: state.clone(),
         session: session.clone(),
         positions: positions.clone(),
+        client,
     };
     let (close_feeds, closing_signal) = Closing::new();
     // Set once the connection is closing: the code and reason it closes with, and why.

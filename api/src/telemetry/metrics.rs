@@ -51,6 +51,12 @@ pub const AUDITS_DROPPED: &str = "stratix_audits_dropped_total";
 /// held the job's lock).
 pub const JOB_RUNS: &str = "stratix_job_runs_total";
 
+/// Requests the throttle refused, by reason (`cost`: the bucket is spent, `max_cost`: one
+/// operation over the maximum, `attempts`: sign-in limits).
+pub const THROTTLED: &str = "stratix_throttled_requests_total";
+/// Cost buckets held in memory (principals and sign-in limits).
+pub const THROTTLE_BUCKETS: &str = "stratix_throttle_buckets";
+
 /// Latency buckets (seconds): 1 ms to 10 s.
 const SECONDS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -141,6 +147,8 @@ fn describe() {
         "Users whose API request counts wait to be written"
     );
     describe_counter!(JOB_RUNS, "Background job runs, by job and outcome");
+    describe_counter!(THROTTLED, "Requests the throttle refused, by reason");
+    describe_gauge!(THROTTLE_BUCKETS, "Cost buckets held in memory");
 }
 
 /// Records the end of an HTTP request.
@@ -215,6 +223,11 @@ pub fn audits_dropped(n: usize) {
     metrics::counter!(AUDITS_DROPPED).increment(n as u64);
 }
 
+/// Counts a request the throttle refused, with why.
+pub fn throttled(reason: &'static str) {
+    metrics::counter!(THROTTLED, "reason" => reason).increment(1);
+}
+
 /// Counts a background job's run.
 pub fn job_run(job: &'static str, outcome: &'static str) {
     metrics::counter!(JOB_RUNS, "job" => job, "outcome" => outcome).increment(1);
@@ -234,6 +247,7 @@ pub fn observe_state(state: &crate::AppState) {
         metrics::gauge!(WEBSOCKETS).set(state.shutdown.websockets() as f64);
         metrics::gauge!(USAGE_PENDING).set(state.usage.pending() as f64);
         metrics::gauge!(AUDITS_PENDING).set(state.audits.pending() as f64);
+        metrics::gauge!(THROTTLE_BUCKETS).set(state.throttle.buckets() as f64);
     }
 }
 

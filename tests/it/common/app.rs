@@ -114,7 +114,7 @@ impl TestApp {
     /// Like [`TestApp::new`], with `AppState::api_scoping` set: off, only PostgreSQL's
     /// row-level security stands between tenants.
     pub async fn with_api_scoping(t: TestDb, api_scoping: bool) -> Self {
-        Self::build(t, api_scoping, api::state::Options::default()).await
+        Self::build(t, api_scoping, super::options()).await
     }
 
     /// Like [`TestApp::new`], with these options (limits, switches).
@@ -161,7 +161,7 @@ impl TestApp {
     /// second server process would be).
     pub async fn another_instance(&self) -> Self {
         let db = api::db::connect(&self.t.url).await.unwrap();
-        let state = api::build_state(db.clone(), Self::keys()).unwrap();
+        let state = api::build_state_with(db.clone(), Self::keys(), super::options()).unwrap();
         Self {
             t: TestDb::attached(db, self.t.url.clone()),
             plans: state.plans.clone(),

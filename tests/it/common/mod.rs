@@ -13,6 +13,26 @@ use std::sync::Once;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, ExecResult, QueryResult, Statement};
 
+/// The options tests run with: the defaults, with cost buckets and sign-in limits too large
+/// for any test to reach, so the throttle meters every request without refusing one (the
+/// throttle's own tests size theirs).
+pub fn options() -> api::state::Options {
+    let mut options = api::state::Options::default();
+    options.throttle.maximum = 1e9;
+    options.throttle.restore_rate = 1e9;
+    options.throttle.attempts_per_address = 1_000_000;
+    options.throttle.attempts_per_email = 1_000_000;
+    options
+}
+
+/// The environment of [`options`] for a `stratix serve` process.
+pub const UNREACHED_LIMITS: [(&str, &str); 4] = [
+    ("STRATIX_THROTTLE_MAXIMUM", "1000000000"),
+    ("STRATIX_THROTTLE_RESTORE_RATE", "1000000000"),
+    ("STRATIX_AUTH_ATTEMPTS_PER_ADDRESS", "1000000"),
+    ("STRATIX_AUTH_ATTEMPTS_PER_EMAIL", "1000000"),
+];
+
 /// One test's own database, removed when dropped.
 pub struct TestDb {
     /// A pool on the database.

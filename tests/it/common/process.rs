@@ -63,7 +63,7 @@ impl Process {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         // An empty value removes the variable (e.g. `JWT_SECRET` for development mode).
-        for (name, value) in env {
+        for (name, value) in super::UNREACHED_LIMITS.iter().chain(env) {
             if value.is_empty() {
                 command.env_remove(name);
             } else {

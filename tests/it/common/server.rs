@@ -49,7 +49,7 @@ pub struct Server {
 impl Server {
     /// Builds the production state over `db` and serves its router on a free local port.
     pub async fn start(db: DatabaseConnection) -> Self {
-        Self::start_with(db, api::state::Options::default()).await
+        Self::start_with(db, super::options()).await
     }
 
     /// [`Server::start`] with these options (limits, switches).
@@ -62,6 +62,7 @@ impl Server {
         let addr = listener.local_addr().unwrap();
         let app = router.clone();
         let task = tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             axum::serve(listener, app).await.unwrap();
         });
         Self {

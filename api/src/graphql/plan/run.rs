@@ -27,12 +27,10 @@ use crate::graphql::resolve::{has_one_query, relation_id};
 use crate::graphql::scalars::ColumnJson;
 use crate::store::{self, Columns, ListQuery, PageRows, Row, Scope};
 
-/// A plan's answer: the `data` object as JSON, and the query's cost.
+/// A plan's answer: the `data` object as JSON.
 pub struct Answer {
     /// The serialised `data`.
     pub data: Vec<u8>,
-    /// The cost the limits computed (`extensions.cost`).
-    pub cost: u64,
 }
 
 /// Variable values after the plan's checks.
@@ -90,10 +88,7 @@ impl ReadPlan {
             out.connection(connection, &page, count, &fetched);
         }
         out.close();
-        Ok(Some(Answer {
-            data: out.0,
-            cost: shape.cost,
-        }))
+        Ok(Some(Answer { data: out.0 }))
     }
 }
 
