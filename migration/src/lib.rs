@@ -33,6 +33,7 @@ mod m20261207_000019_add_ai_task_claim_index;
 mod m20261207_000030_add_distributor_memberships;
 mod m20261207_000031_add_message_counters_and_pii;
 mod m20261207_000032_add_order_review_states;
+mod m20261207_000040_guard_change_events;
 mod m20261207_000070_add_customer_last_order;
 pub mod secure;
 
@@ -78,6 +79,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000030_add_distributor_memberships::Migration),
             Box::new(m20261207_000031_add_message_counters_and_pii::Migration),
             Box::new(m20261207_000032_add_order_review_states::Migration),
+            Box::new(m20261207_000040_guard_change_events::Migration),
             Box::new(m20261207_000070_add_customer_last_order::Migration),
         ]
     }

@@ -916,3 +916,59 @@ on_both_backends! {
         assert!(issued.load(Ordering::Relaxed) >= 4);
     }
 }
+
+/// `change_events` holds the keys of every tenant's changes: a request (as `stratix_app`
+/// under a user's, a shop's or anonymous claims) reads none of it; the service reads it
+/// with its own rights (its pool, `service_role`, or `stratix_app` outside any request).
+#[tokio::test]
+async fn change_events_are_readable_by_the_service_only() {
+    use sea_orm::{ConnectionTrait as _, DbBackend, Statement, TransactionTrait as _};
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
+    let t = t.migrated().await;
+    let user = fixtures::user(&t.db, "ada@example.com").await;
+    let shop = fixtures::shop(&t.db, "a.myshopify.com").await;
+    let count = "SELECT count(*) AS n FROM change_events";
+    let read = |claims: Value| {
+        let db = t.db.clone();
+        async move {
+            let request = api::db::RequestDb::begin(&db, &claims, api::db::Access::Read)
+                .await
+                .unwrap();
+            let row = request
+                .query_one_raw(Statement::from_string(DbBackend::Postgres, count))
+                .await
+                .unwrap()
+                .unwrap();
+            request.finish(api::db::End::Discard).await.unwrap();
+            row.try_get::<i64>("", "n").unwrap()
+        }
+    };
+    let as_app_role = {
+        let txn = t.db.begin().await.unwrap();
+        txn.execute_unprepared(&format!("SET LOCAL ROLE {}", migration::APP_ROLE))
+            .await
+            .unwrap();
+        let row = txn
+            .query_one_raw(Statement::from_string(DbBackend::Postgres, count))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<i64>("", "n").unwrap()
+    };
+    let pool: i64 = t.query(count, vec![]).await[0].try_get("", "n").unwrap();
+
+    assert!(pool > 0, "the test made changes");
+    assert_eq!(
+        read(json!({ "role": "authenticated", "sub": user })).await,
+        0
+    );
+    assert_eq!(
+        read(json!({ "role": "authenticated", "shop_id": shop })).await,
+        0
+    );
+    assert_eq!(read(json!({ "role": "anon" })).await, 0);
+    assert_eq!(read(json!({ "role": "service_role" })).await, pool);
+    assert_eq!(as_app_role, pool);
+}
