@@ -56,6 +56,7 @@ fn owner(principal: &Principal) -> String {
         Principal::Service => "service".to_owned(),
         Principal::User { id, .. } => format!("user:{id}"),
         Principal::Shop { id } => format!("shop:{id}"),
+        Principal::Integration { id, .. } => format!("integration:{id}"),
     }
 }
 

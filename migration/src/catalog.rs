@@ -457,7 +457,7 @@ pub const TABLES: &[TableSpec] = &[
         .role(Role::Admin),
     distributor("webhook_deliveries", true).role(Role::Admin),
     distributor("external_integrations", true)
-        .secrets(&["secrets_enc"])
+        .secrets(&["secrets_enc", "api_key_hash"])
         .role(Role::Admin)
         .writes(Writes::CRUD.upsert_on(&["distributor_id", "provider"])),
     distributor("data_access_audits", false),

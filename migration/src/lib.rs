@@ -35,6 +35,7 @@ mod m20261207_000031_add_message_counters_and_pii;
 mod m20261207_000032_add_order_review_states;
 mod m20261207_000040_guard_change_events;
 mod m20261207_000070_add_customer_last_order;
+mod m20261207_000071_add_integration_keys;
 pub mod secure;
 
 pub use ddl::{SQLITE_NEW_UUID, SQLITE_NOW};
@@ -81,6 +82,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000032_add_order_review_states::Migration),
             Box::new(m20261207_000040_guard_change_events::Migration),
             Box::new(m20261207_000070_add_customer_last_order::Migration),
+            Box::new(m20261207_000071_add_integration_keys::Migration),
         ]
     }
 }

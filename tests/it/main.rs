@@ -17,6 +17,7 @@ mod experiments;
 mod fuzz;
 mod graphql;
 mod idempotency;
+mod integrations;
 mod isolation;
 mod journeys;
 mod limits;

@@ -6,6 +6,7 @@
 //! downgraded to anonymous.
 
 pub mod api_keys;
+pub mod integrations;
 pub mod jwks;
 pub mod jwt;
 pub mod passwords;
@@ -130,13 +131,21 @@ pub enum Principal {
         /// `shops.id`.
         id: Uuid,
     },
+    /// An external integration (`external_integrations.id`), through its API key: it
+    /// delivers inbound messages to its distributor and does nothing else.
+    Integration {
+        /// `external_integrations.id`.
+        id: Uuid,
+        /// Its distributor.
+        distributor: Uuid,
+    },
 }
 
 impl Principal {
     /// Whether the principal may write (run mutations other than sign-up / sign-in).
     pub fn may_write(&self) -> bool {
         match self {
-            Self::Anonymous => false,
+            Self::Anonymous | Self::Integration { .. } => false,
             Self::Service | Self::Shop { .. } => true,
             Self::User { scopes, .. } => scopes.contains(&KeyScope::Write),
         }
@@ -150,6 +159,12 @@ impl Principal {
             Self::User { scopes, .. } => scopes.contains(&KeyScope::Worker),
             _ => false,
         }
+    }
+
+    /// Whether the principal may deliver inbound messages: `service_role`, or an
+    /// integration's key (to its own distributor).
+    pub fn may_ingest(&self) -> bool {
+        matches!(self, Self::Service | Self::Integration { .. })
     }
 
     /// The user, for a user's principal.
@@ -167,6 +182,8 @@ impl Principal {
             Self::Service => json!({ "role": "service_role" }),
             Self::User { id, .. } => json!({ "role": "authenticated", "sub": id }),
             Self::Shop { id } => json!({ "role": "authenticated", "shop_id": id }),
+            // No row of its own: what it may do runs on the service's account.
+            Self::Integration { .. } => json!({ "role": "anon" }),
         }
     }
 }
@@ -192,6 +209,13 @@ pub async fn authenticate<C: ConnectionTrait>(
     };
     match credentials {
         Credentials::None => Ok(anonymous),
+        Credentials::ApiKey(key) if integrations::looks_like_key(key) => {
+            let (id, distributor) = integrations::verify(db, key).await?;
+            Ok(Authenticated {
+                principal: Principal::Integration { id, distributor },
+                expires_at: None,
+            })
+        }
         Credentials::ApiKey(key) => {
             let (id, scopes, key) = api_keys::verify(db, key).await?;
             Ok(Authenticated {
@@ -254,6 +278,7 @@ pub async fn scope_of<C: ConnectionTrait>(
         Principal::Anonymous => Scope::Nobody,
         Principal::Service => Scope::Service,
         Principal::Shop { id } => Scope::Shop { id: *id },
+        Principal::Integration { .. } => Scope::Nobody,
         Principal::User { id, .. } => {
             let memberships = user_profiles::Entity::find()
                 .select_only()

@@ -19,6 +19,10 @@ pub struct Model {
     /// The provider's credentials (API keys, tokens) as encrypted JSON; never returned to
     /// clients.
     pub secrets_enc: Option<Vec<u8>>,
+    /// The SHA-256 (hex) of the integration's API key, with which it delivers inbound
+    /// messages to its distributor; the key itself is shown once.
+    #[sea_orm(column_type = "String(StringLen::N(64))", unique)]
+    pub api_key_hash: Option<String>,
     /// `pending` (being set up), `active`, `error` or `disabled`.
     #[sea_orm(column_type = "String(StringLen::N(20))")]
     pub status: String,

@@ -15,6 +15,7 @@ use crate::auth::passwords::Email;
 use crate::domains::{WriteCtx, serialize_on};
 use crate::error::{ApiError, ApiResult, InputCode};
 use crate::realtime::Write;
+use crate::store::Scope;
 use crate::tables::tables;
 
 /// The longest body accepted.
@@ -167,13 +168,37 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(e.to_string())
 }
 
-/// Stores an inbound message (`service_role`, for the channel providers' webhooks).
-pub async fn receive(ctx: &WriteCtx<'_>, input: Inbound) -> ApiResult<Received> {
-    if *ctx.principal != Principal::Service {
-        return Err(ApiError::Forbidden(
-            "inbound messages come from the channel providers (service_role)".to_owned(),
-        ));
+/// Stores an inbound message: from `service_role`, for the distributor it names, or from
+/// an integration's key, for the integration's own distributor (naming another reads as
+/// a missing one). An integration has no rows of its own: its message is stored on the
+/// service's account, in the request's transaction.
+pub async fn receive(ctx: &WriteCtx<'_>, mut input: Inbound) -> ApiResult<Received> {
+    match *ctx.principal {
+        Principal::Service => receive_as_service(ctx, input).await,
+        Principal::Integration { distributor, .. } => {
+            if input.distributor.is_some_and(|named| named != distributor) {
+                return Err(ApiError::refused(
+                    "input.distributorId",
+                    InputCode::NotFound,
+                    "no such distributor",
+                ));
+            }
+            input.distributor = Some(distributor);
+            let (principal, scope) = (Principal::Service, Scope::Service);
+            let service = WriteCtx {
+                principal: &principal,
+                scope: &scope,
+                ..*ctx
+            };
+            ctx.db.as_service(receive_as_service(&service, input)).await
+        }
+        _ => Err(ApiError::Forbidden(
+            "inbound messages come from service_role or an integration's key".to_owned(),
+        )),
     }
+}
+
+async fn receive_as_service(ctx: &WriteCtx<'_>, input: Inbound) -> ApiResult<Received> {
     let distributor = acting_for(ctx, "messages", "input.distributorId", input.distributor)?;
     let channel = input.channel.as_str();
     if let Some((message, conversation)) =

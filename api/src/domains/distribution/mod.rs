@@ -9,10 +9,16 @@
 //! - [`distributors`]: `distributorCreate` (any signed-in user; they become its owner).
 //! - [`invitations`]: `userInvitationCreate` (admins) and `userInvitationAccept` (the
 //!   invitee, signed in with the invited email).
+//! - [`integrations`]: `externalIntegrationKeyIssue` (admins): an integration's key for
+//!   `messageReceive`.
+//! - [`messages`], [`pii`], [`ai`], [`orders`]: messages in, PII found, AI responses under a
+//!   budget, orders out.
+//! - [`audits`]: the data access audit trail.
 
 pub mod ai;
 pub mod audits;
 pub mod distributors;
+pub mod integrations;
 pub mod invitations;
 pub mod messages;
 pub mod orders;

@@ -102,6 +102,8 @@ pub(super) enum Right {
     Write,
     /// The worker operations: `service_role` or a WORKER key.
     Work,
+    /// Inbound messages: `service_role` or an integration's key.
+    Ingest,
 }
 
 impl Right {
@@ -110,6 +112,7 @@ impl Right {
         let allowed = match self {
             Self::Write => principal.may_write(),
             Self::Work => principal.may_work(),
+            Self::Ingest => principal.may_ingest(),
         };
         match principal {
             _ if allowed => Ok(()),
@@ -117,6 +120,9 @@ impl Right {
             _ => Err(ApiError::Forbidden(match self {
                 Self::Write => "these credentials may not write".to_owned(),
                 Self::Work => "worker operations need service_role or a WORKER API key".to_owned(),
+                Self::Ingest => {
+                    "inbound messages come from service_role or an integration's key".to_owned()
+                }
             })),
         }
     }

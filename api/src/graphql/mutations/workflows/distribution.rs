@@ -7,6 +7,7 @@ use super::{Declaration, Input, Returned, declare, int, text};
 use crate::auth::passwords::Email;
 use crate::domains::distribution::ai::{self, NewResponse};
 use crate::domains::distribution::distributors::{self, Created, NewDistributor};
+use crate::domains::distribution::integrations::{self, Issued};
 use crate::domains::distribution::invitations::{self, Invited, NewInvitation};
 use crate::domains::distribution::messages::{self, Inbound, Outbound, Received};
 use crate::domains::distribution::orders::{self, Status as OrderStatus};
@@ -85,6 +86,33 @@ pub(super) fn declarations() -> Vec<Declaration> {
             ],
         ),
         declare(
+            "externalIntegrationKeyIssue",
+            "Issues an external integration's API key (admins), with which its bridge \
+             delivers inbound messages to the distributor (`messageReceive` with the key in \
+             `x-api-key`); it reads nothing and writes nothing else. Shown this once; \
+             issuing again replaces it.",
+            Right::Write,
+            vec![
+                InputValue::new("integrationId", TypeRef::named_nn(TypeRef::ID))
+                    .description("The integration's global id."),
+            ],
+            |input| input.id("integrationId", "ExternalIntegration"),
+            |ctx, id| Box::pin(integrations::issue_key(ctx, id)),
+            vec![
+                Returned::Row(
+                    "externalIntegration",
+                    "external_integrations",
+                    |i: &Issued| Some(i.integration),
+                ),
+                Returned::Value(
+                    "key",
+                    TypeRef::STRING,
+                    "The key, shown this once: only its hash is stored.",
+                    |i: &Issued| Some(GqlValue::from(i.key.clone())),
+                ),
+            ],
+        ),
+        declare(
             "userInvitationAccept",
             "Accepts an invitation as the signed-in user, whose email it must be for: makes \
              the membership. An expired, revoked or used invitation is refused.",
@@ -109,14 +137,17 @@ pub(super) fn declarations() -> Vec<Declaration> {
         .rescoped(),
         declare(
             "messageReceive",
-            "Stores an inbound message (`service_role`, for the channel providers): once per \
-             external id (a retry returns the stored one), with its customer and open \
-             conversation found or made, and the PII in it recorded; `messageReceived` \
-             subscribers hear it.",
-            Right::Write,
+            "Stores an inbound message (`service_role`, or an integration's key for its own \
+             distributor: the channel providers' bridges): once per external id (a retry \
+             returns the stored one), with its customer and open conversation found or made, \
+             and the PII in it recorded; `messageReceived` subscribers hear it. An \
+             integration's key reads nothing: its payload holds only `duplicate`.",
+            Right::Ingest,
             vec![
-                InputValue::new("distributorId", TypeRef::named_nn(TypeRef::ID))
-                    .description("The distributor's global id."),
+                InputValue::new("distributorId", TypeRef::named(TypeRef::ID)).description(
+                    "The distributor's global id (`service_role`); an integration's key \
+                     implies its own.",
+                ),
                 InputValue::new("channel", TypeRef::named_nn(TypeRef::STRING))
                     .description("`whatsapp`, `sms` or `email`."),
                 InputValue::new("externalId", TypeRef::named_nn(TypeRef::STRING))
@@ -140,7 +171,10 @@ pub(super) fn declarations() -> Vec<Declaration> {
                     })
                     .transpose()?;
                 Inbound::parse(
-                    Some(input.id("distributorId", "Distributor")?),
+                    match input.get("distributorId") {
+                        None => None,
+                        Some(_) => Some(input.id("distributorId", "Distributor")?),
+                    },
                     &input.string("channel")?.unwrap_or_default(),
                     &input.string("externalId")?.unwrap_or_default(),
                     &input.string("from")?.unwrap_or_default(),
