@@ -116,7 +116,8 @@ pub fn parse_plans(text: &str) -> Result<Vec<(String, f64)>, String> {
 enum Key {
     Shop(Uuid),
     User(Uuid),
-    /// An API key (`api_keys.id`): each key its own bucket.
+    /// An API key (`api_keys.id`) or an integration's (`external_integrations.id`): each
+    /// key its own bucket.
     Credential(Uuid),
     /// Anonymous callers (and webhooks), by address (IPv6 by /64).
     Address(IpAddr),
@@ -301,7 +302,9 @@ impl Throttle {
             _ if !self.0.config.enabled => None,
             Principal::Service => None,
             Principal::Shop { id } => Some(Key::Shop(*id)),
-            Principal::User { key: Some(key), .. } => Some(Key::Credential(*key)),
+            Principal::User { key: Some(key), .. } | Principal::Integration { id: key, .. } => {
+                Some(Key::Credential(*key))
+            }
             Principal::User { id, key: None, .. } => Some(Key::User(*id)),
             Principal::Anonymous => Some(Key::Address(network(client))),
         };
