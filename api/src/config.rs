@@ -171,6 +171,13 @@ pub struct Config {
     /// entry is read, e.g. X-Forwarded-For); unset: the connection's peer address.
     #[arg(long, env = "STRATIX_CLIENT_ADDRESS_HEADER")]
     pub client_address_header: Option<String>,
+    /// Whether webhook endpoints may be plain http:// to a loopback address (local
+    /// receivers; always allowed in development mode).
+    #[arg(long, env = "STRATIX_WEBHOOKS_ALLOW_LOOPBACK", default_value_t = false, action = clap::ArgAction::Set)]
+    pub webhooks_allow_loopback: bool,
+    /// How webhook deliveries are retried.
+    #[command(flatten)]
+    pub webhooks: crate::domains::distribution::delivery::DeliveryConfig,
     /// Whether background jobs (lease sweep, results refresh, partition upkeep) run in this
     /// instance.
     #[arg(long, env = "STRATIX_JOBS", default_value_t = true, action = clap::ArgAction::Set)]
@@ -196,6 +203,7 @@ impl std::fmt::Debug for Config {
             )
             .field("encryption", &self.encryption)
             .field("options", &self.options())
+            .field("webhooks", &self.webhooks)
             .field("jobs", &self.jobs)
             .finish()
     }
@@ -275,6 +283,7 @@ impl Config {
             client_address_header: self.client_address_header.clone(),
             clock: crate::throttle::Clock::System,
         };
+        options.webhooks_allow_loopback = self.webhooks_allow_loopback;
         options
     }
 

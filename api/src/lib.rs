@@ -127,6 +127,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     keys.encryption = encryption;
     let options = state::Options {
         development,
+        webhooks_allow_loopback: config.webhooks_allow_loopback || development,
         ..config.options()
     };
     let mut state = build_state_with(db.clone(), keys, options)?;
@@ -158,6 +159,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let jobs = config
         .jobs
         .then(|| ops::jobs::start(&state, config.events_retention_months));
+    // Safe on every instance at once (claims skip each other's rows), but off with the jobs.
+    let deliverer = config.jobs.then(|| {
+        domains::distribution::delivery::Deliverer::start(
+            db.clone(),
+            state.keys.encryption.clone(),
+            config.webhooks.clone(),
+        )
+    });
     let listen = config.listen_addr();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -244,6 +253,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     if let Some(jobs) = jobs {
         jobs.stop().await;
+    }
+    if let Some(deliverer) = deliverer {
+        deliverer.stop().await;
     }
     meter.abort();
     if let Err(error) = usage.flush(&db).await {

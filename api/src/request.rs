@@ -32,6 +32,8 @@ pub struct RequestContext {
     pub pool: DatabaseConnection,
     /// The keys tokens are signed and checked with.
     pub keys: Arc<Keys>,
+    /// The deployment's switches.
+    pub options: Arc<crate::state::Options>,
     /// The writes made so far, published after the commit.
     pub outbox: Arc<Outbox>,
     /// Set when a mutation of the request failed: the whole request rolls back.
@@ -70,6 +72,7 @@ impl RequestContext {
             db: &self.db,
             outbox: &self.outbox,
             encryption: &self.keys.encryption,
+            options: &self.options,
         }
     }
 
@@ -129,6 +132,7 @@ impl AppState {
             principal,
             pool: self.db.clone(),
             keys: self.keys.clone(),
+            options: self.options.clone(),
             outbox: Arc::default(),
             failed: Arc::default(),
             audits: self.audits.clone(),

@@ -28,6 +28,10 @@ pub struct Options {
     pub development: bool,
     /// The cost throttle and the sign-in limits.
     pub throttle: crate::throttle::ThrottleConfig,
+    /// Whether webhook endpoints may be plain `http://` to a loopback address
+    /// (`STRATIX_WEBHOOKS_ALLOW_LOOPBACK`, or development mode): for local receivers in
+    /// development and tests, never in production.
+    pub webhooks_allow_loopback: bool,
 }
 
 impl Default for Options {
@@ -39,6 +43,7 @@ impl Default for Options {
             graphiql: true,
             development: false,
             throttle: crate::throttle::ThrottleConfig::default(),
+            webhooks_allow_loopback: false,
         }
     }
 }

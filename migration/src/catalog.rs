@@ -455,7 +455,9 @@ pub const TABLES: &[TableSpec] = &[
     distributor("webhook_endpoints", true)
         .secrets(&["secret_enc"])
         .role(Role::Admin),
-    distributor("webhook_deliveries", true).role(Role::Admin),
+    distributor("webhook_deliveries", true)
+        .secrets(&["lease_id"])
+        .role(Role::Admin),
     distributor("external_integrations", true)
         .secrets(&["secrets_enc", "api_key_hash"])
         .role(Role::Admin)

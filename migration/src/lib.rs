@@ -36,6 +36,7 @@ mod m20261207_000032_add_order_review_states;
 mod m20261207_000040_guard_change_events;
 mod m20261207_000070_add_customer_last_order;
 mod m20261207_000071_add_integration_keys;
+mod m20261207_000060_add_webhook_delivery_leases;
 pub mod secure;
 
 pub use ddl::{SQLITE_NEW_UUID, SQLITE_NOW};
@@ -83,6 +84,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000040_guard_change_events::Migration),
             Box::new(m20261207_000070_add_customer_last_order::Migration),
             Box::new(m20261207_000071_add_integration_keys::Migration),
+            Box::new(m20261207_000060_add_webhook_delivery_leases::Migration),
         ]
     }
 }

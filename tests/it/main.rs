@@ -12,6 +12,7 @@ mod crawling;
 mod credits;
 mod customers;
 mod distribution;
+mod distributor_webhooks;
 mod encryption;
 mod experiments;
 mod fuzz;

@@ -222,6 +222,14 @@ fn parse(envelope: &[u8]) -> Option<(&str, &str)> {
     rest.split_once(':')
 }
 
+/// `N` bytes from the operating system's random source (secrets, jitter).
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    use aes_gcm::aead::rand_core::RngCore as _;
+    let mut bytes = [0; N];
+    OsRng.fill_bytes(&mut bytes);
+    bytes
+}
+
 /// A secret in the clear (an access token, a signing secret): its `Debug` and `Display`
 /// never show it.
 #[derive(Clone, PartialEq, Eq)]

@@ -44,6 +44,8 @@ pub struct WriteCtx<'a> {
     /// The keys secrets are encrypted under (none in background work, which stores no
     /// new secret).
     pub encryption: &'a crate::crypto::KeyRing,
+    /// The deployment's switches (the defaults in background work).
+    pub options: &'a crate::state::Options,
 }
 
 /// Background work of the service itself (sweeps, refreshes, metering): a transaction as
@@ -54,6 +56,7 @@ pub struct ServiceWork {
     db: RequestDb,
     outbox: Outbox,
     encryption: crate::crypto::KeyRing,
+    options: crate::state::Options,
 }
 
 impl ServiceWork {
@@ -67,6 +70,7 @@ impl ServiceWork {
             db,
             outbox: Outbox::default(),
             encryption: crate::crypto::KeyRing::default(),
+            options: crate::state::Options::default(),
         })
     }
 
@@ -78,6 +82,7 @@ impl ServiceWork {
             db: &self.db,
             outbox: &self.outbox,
             encryption: &self.encryption,
+            options: &self.options,
         }
     }
 

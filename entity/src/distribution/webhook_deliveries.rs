@@ -32,6 +32,10 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub distributor_id: Uuid,
+    pub event_id: Option<Uuid>,
+    pub lease_id: Option<Uuid>,
+    #[sea_orm(column_type = "JsonBinary")]
+    pub attempt_log: Json,
     #[sea_orm(belongs_to, from = "endpoint_id", to = "id")]
     pub endpoint: BelongsTo<super::webhook_endpoints::Entity>,
     #[sea_orm(belongs_to, from = "distributor_id", to = "id")]

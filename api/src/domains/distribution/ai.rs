@@ -13,6 +13,7 @@ use sea_orm::sea_query::{Expr, ExprTrait, LockType, OnConflict, Query};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::webhooks::{self, Event};
 use crate::auth::Principal;
 use crate::domains::WriteCtx;
 use crate::domains::accounts::notifications::{self, Notice, Severity, Topic};
@@ -200,6 +201,8 @@ pub async fn record(ctx: &WriteCtx<'_>, input: NewResponse) -> ApiResult<Uuid> {
             let line = monthly * share;
             if spent < line && after >= line {
                 tell_owners(ctx, distributor, title, share, monthly, after).await?;
+                let data = json!({ "threshold": share, "budget": monthly, "spent": after });
+                webhooks::emit(ctx, distributor, Event::BudgetExceeded, data).await?;
             }
         }
     }

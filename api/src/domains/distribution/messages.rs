@@ -9,6 +9,7 @@ use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Order, Query};
 use serde_json::json;
 use uuid::Uuid;
 
+use super::webhooks::{self, Event};
 use super::{acting_for, pii};
 use crate::auth::Principal;
 use crate::auth::passwords::Email;
@@ -273,6 +274,15 @@ async fn receive_as_service(ctx: &WriteCtx<'_>, input: Inbound) -> ApiResult<Rec
         Some(distributor),
     ));
     record_pii(ctx, distributor, message, &found).await?;
+    let data = json!({
+        "message_id": message,
+        "conversation_id": conversation,
+        "customer_id": customer,
+        "channel": channel,
+        "external_id": input.external_id,
+        "body_redacted": pii::redact(&input.body, &found),
+    });
+    webhooks::emit(ctx, distributor, Event::MessageReceived, data).await?;
     Ok(Received {
         message,
         conversation,

@@ -14,15 +14,19 @@
 //! - [`messages`], [`pii`], [`ai`], [`orders`]: messages in, PII found, AI responses under a
 //!   budget, orders out.
 //! - [`audits`]: the data access audit trail.
+//! - [`webhooks`]: endpoints (admins) and the events queued for them with each change;
+//!   [`delivery`] sends them, signed, at least once.
 
 pub mod ai;
 pub mod audits;
+pub mod delivery;
 pub mod distributors;
 pub mod integrations;
 pub mod invitations;
 pub mod messages;
 pub mod orders;
 pub mod pii;
+pub mod webhooks;
 
 use migration::catalog::Role;
 use uuid::Uuid;

@@ -8,8 +8,10 @@ use chrono::Utc;
 use rust_decimal::Decimal;
 use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Expr, ExprTrait, LockType, Query};
-use serde_json::Value;
+use serde_json::{Value, json};
 use uuid::Uuid;
+
+use super::webhooks::{self, Event};
 
 use crate::domains::{WriteCtx, invalid_transition};
 use crate::error::{ApiError, ApiResult, InputCode};
@@ -218,7 +220,7 @@ pub async fn create_from_ai_response(ctx: &WriteCtx<'_>, response: Uuid) -> ApiR
             Expr::val(order),
             Expr::val(customer),
             Expr::val(conversation),
-            Expr::val(number),
+            Expr::val(number.as_str()),
             Expr::val(status.as_str()),
             Expr::val(total),
             Expr::val("ai"),
@@ -272,6 +274,15 @@ pub async fn create_from_ai_response(ctx: &WriteCtx<'_>, response: Uuid) -> ApiR
     }
     ctx.outbox
         .record(Write::update("ai_responses", response, Some(distributor)));
+    let data = json!({
+        "order_id": order,
+        "order_number": number,
+        "status": status.as_str(),
+        "total_amount": total,
+        "customer_id": customer,
+        "ai_response_id": response,
+    });
+    webhooks::emit(ctx, distributor, Event::OrderCreated, data).await?;
     Ok(order)
 }
 
@@ -373,6 +384,8 @@ pub async fn update_status(ctx: &WriteCtx<'_>, order: Uuid, next: Status) -> Api
     ctx.db.execute(&update).await?;
     ctx.outbox
         .record(Write::update("orders", order, Some(distributor)));
+    let data = json!({ "order_id": order, "from": before.as_str(), "to": next.as_str() });
+    webhooks::emit(ctx, distributor, Event::OrderStatusChanged, data).await?;
     Ok(order)
 }
 

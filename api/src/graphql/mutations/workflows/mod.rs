@@ -20,6 +20,7 @@ mod distribution;
 mod experiments;
 mod shopify;
 mod studio;
+mod webhooks;
 
 use super::{Out, Payload, Right, payload_type, perform, read_row};
 use crate::domains::{Lease, WriteCtx};
@@ -40,6 +41,7 @@ fn declarations() -> Vec<Declaration> {
         experiments::declarations(),
         shopify::declarations(),
         studio::declarations(),
+        webhooks::declarations(),
     ]
     .into_iter()
     .flatten()
