@@ -34,9 +34,9 @@ mod m20261207_000030_add_distributor_memberships;
 mod m20261207_000031_add_message_counters_and_pii;
 mod m20261207_000032_add_order_review_states;
 mod m20261207_000040_guard_change_events;
+mod m20261207_000060_add_webhook_delivery_leases;
 mod m20261207_000070_add_customer_last_order;
 mod m20261207_000071_add_integration_keys;
-mod m20261207_000060_add_webhook_delivery_leases;
 pub mod secure;
 
 pub use ddl::{SQLITE_NEW_UUID, SQLITE_NOW};
