@@ -81,6 +81,9 @@ pub struct TableSpec {
     pub tree: Option<&'static str>,
     /// Columns served in full only to members of a role (a message body with PII).
     pub masked: &'static [Masked],
+    /// A timestamp past which a row is gone: invisible at once to reads and writes, and
+    /// deleted in the background (cache entries' `expires_at`; null: never expires).
+    pub expires: Option<&'static str>,
 }
 
 /// A column whose full value only members of at least `full_to` read (and `service_role`);
@@ -223,6 +226,14 @@ impl TableSpec {
         Self { masked, ..self }
     }
 
+    /// The table whose rows expire at the time in `column`.
+    pub const fn expires(self, column: &'static str) -> Self {
+        Self {
+            expires: Some(column),
+            ..self
+        }
+    }
+
     /// The table whose rows form a tree through `column`.
     pub const fn tree(self, column: &'static str) -> Self {
         Self {
@@ -261,6 +272,7 @@ const fn table(
         write_role: Role::Member,
         tree: None,
         masked: &[],
+        expires: None,
     }
 }
 
@@ -355,9 +367,11 @@ pub const TABLES: &[TableSpec] = &[
     shop("performance_metrics", "shopify", false).writes(Writes::CRUD.fixed(&["product_id"])),
     shared(shop("ai_models", "shopify", true)).writes(Writes::CRUD),
     shop("usage_logs", "shopify", false),
+    // Setting a key is its upsert; an expired entry is gone at once.
     shop("cache", "shopify", true)
         .type_name("CacheEntry")
-        .writes(Writes::CRUD),
+        .expires("expires_at")
+        .writes(Writes::CRUD.upsert_on(&["shop_id", "key"])),
     shop("events", "shopify", false),
     shop("orders_cache", "shopify", true)
         .type_name("CachedOrder")

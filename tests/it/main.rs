@@ -4,6 +4,7 @@
 mod ai_budget;
 mod auth;
 mod backup;
+mod cache;
 mod catalog;
 mod common;
 mod content;

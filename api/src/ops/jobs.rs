@@ -43,8 +43,9 @@ impl Jobs {
     }
 }
 
-/// Starts the jobs: the task lease sweep, the experiment results refresh, and `events`
-/// upkeep (partitions, keeping `retention_months` months).
+/// Starts the jobs: the task lease sweep, the experiment results refresh, the expired rows
+/// sweep, audit retention, and `events` upkeep (partitions, keeping `retention_months`
+/// months).
 pub fn start(state: &AppState, retention_months: u32) -> Jobs {
     let jobs = [
         Job {
@@ -64,6 +65,16 @@ pub fn start(state: &AppState, retention_months: u32) -> Jobs {
                 Box::pin(async move {
                     crate::domains::experiments::refresh_results(&state.db, &state.realtime)
                         .await?;
+                    Ok(())
+                })
+            }),
+        },
+        Job {
+            name: "expired_rows",
+            every: super::expiry::SWEEP_EVERY,
+            pass: Box::new(|state: AppState| {
+                Box::pin(async move {
+                    super::expiry::sweep(&state.db).await?;
                     Ok(())
                 })
             }),

@@ -4,7 +4,8 @@
 //! without an owner rule in the catalog cannot be read by anyone but `service_role`'s
 //! tools, and a principal that owns nothing of a table's kind sees none of its rows.
 
-use migration::catalog::{Role, Tenant};
+use chrono::Utc;
+use migration::catalog::{Role, TableSpec, Tenant};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait};
 use uuid::Uuid;
 
@@ -52,7 +53,7 @@ impl Scope {
                 owned
             }
         };
-        Ok(match (self, spec.tenant) {
+        let visible = match (self, spec.tenant) {
             (Self::Service, _) => Condition::all(),
             (Self::User { id, .. }, Tenant::User) => shared(Condition::all().add(owner().eq(*id))),
             (Self::User { distributors, .. }, Tenant::Distributor) if !distributors.is_empty() => {
@@ -60,7 +61,8 @@ impl Scope {
             }
             (Self::Shop { id }, Tenant::Shop) => shared(Condition::all().add(owner().eq(*id))),
             _ => none(),
-        })
+        };
+        Ok(unexpired(spec, visible))
     }
 
     /// Whether a row of `table` whose owner column holds `owner` is visible: the rule of
@@ -94,7 +96,7 @@ impl Scope {
             )));
         };
         let owner = || Expr::col(spec.owner_column);
-        Ok(match (self, spec.tenant) {
+        let writable = match (self, spec.tenant) {
             (Self::Service, _) => Condition::all(),
             (Self::User { id, .. }, Tenant::User) => Condition::all().add(owner().eq(*id)),
             (Self::User { .. }, Tenant::Distributor) => {
@@ -102,7 +104,8 @@ impl Scope {
             }
             (Self::Shop { id }, Tenant::Shop) => Condition::all().add(owner().eq(*id)),
             _ => Condition::all().add(Expr::cust("1 = 0")),
-        })
+        };
+        Ok(unexpired(spec, writable))
     }
 
     /// Whether the scope may write a row of `table` owned by `owner`: the rule of
@@ -187,6 +190,18 @@ impl Scope {
             .filter(|(_, role)| *role >= spec.write_role && *role > Role::Viewer)
             .map(|(d, _)| *d)
             .collect()
+    }
+}
+
+/// `condition`, for a table whose rows expire, also requiring the row to be unexpired.
+fn unexpired(spec: &TableSpec, condition: Condition) -> Condition {
+    match spec.expires {
+        Some(column) => condition.add(
+            Condition::any()
+                .add(Expr::col(column).is_null())
+                .add(Expr::col(column).gt(Utc::now())),
+        ),
+        None => condition,
     }
 }
 

@@ -210,6 +210,19 @@ fn check_values(
         {
             problems.push(problem(row, at, code, message));
         }
+        // A row written already expired would be invisible to its writer.
+        if let (Value::ChronoDateTimeUtc(Some(at_time)), Some(expires)) =
+            (value, table.spec.and_then(|s| s.expires))
+            && expires == def.name
+            && *at_time <= Utc::now()
+        {
+            problems.push(problem(
+                row,
+                at,
+                InputCode::Invalid,
+                "must be in the future",
+            ));
+        }
         if let (Value::String(Some(text)), Some(max)) = (value, def.max_len)
             && text.chars().count() > max as usize
         {
