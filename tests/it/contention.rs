@@ -115,3 +115,46 @@ async fn a_request_over_the_request_timeout_ends_in_timeout_and_writes_nothing()
     let products = app.query("{ products { totalCount } }", json!({})).await;
     assert_eq!(products.data()["products"]["totalCount"], 0);
 }
+
+/// A query over the WebSocket has the request timeout it has over HTTP: cancelled with
+/// `TIMEOUT`, as an `error` message (it never answered).
+#[tokio::test]
+async fn a_query_over_the_socket_has_the_request_timeout_too() {
+    use crate::common::server::{Client, Incoming, Server};
+    use sea_orm::{ConnectionTrait as _, TransactionTrait as _};
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
+    let t = t.migrated().await;
+    let mut options = api::state::Options::default();
+    options.limits.request_timeout = Duration::from_millis(300);
+    let server = Server::start_with(t.db.clone(), options).await;
+    let mut client = Client::connect(server.addr, false).await;
+    client.init(&TestApp::service()).await;
+    // Every read of `shops` waits for this lock.
+    let lock = t.db.begin().await.unwrap();
+    lock.execute_unprepared("LOCK TABLE shops IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    client
+        .subscribe("slow", "{ shops { totalCount } }", json!({}))
+        .await;
+    let answer = loop {
+        match client.recv(Duration::from_secs(5)).await {
+            Some(Incoming::Json(message)) if message["id"] == "slow" => break message,
+            Some(Incoming::Json(_)) => {}
+            other => panic!("no answer: {other:?}"),
+        }
+    };
+    let took = started.elapsed();
+    lock.rollback().await.unwrap();
+
+    assert_eq!(answer["type"], "error", "{answer}");
+    assert_eq!(
+        answer["payload"][0]["extensions"]["code"], "TIMEOUT",
+        "{answer}"
+    );
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}

@@ -48,23 +48,6 @@ async fn next_error(client: &mut Client) -> Value {
     }
 }
 
-/// The errors the next answer to an operation carries (an `error` message, or a `next`
-/// whose payload has errors, as the protocol engine reports a document it refused).
-async fn next_errors(client: &mut Client) -> Value {
-    loop {
-        match client.recv(Duration::from_secs(5)).await {
-            Some(Incoming::Json(message)) if message["type"] == "error" => {
-                return message["payload"].clone();
-            }
-            Some(Incoming::Json(message)) if message["type"] == "next" => {
-                return message["payload"]["errors"].clone();
-            }
-            Some(Incoming::Json(_)) => {}
-            other => panic!("expected errors, got {other:?}"),
-        }
-    }
-}
-
 on_both_backends! {
     async fn a_post_that_is_not_json_is_415_and_runs_nothing(t) {
         let app = TestApp::new(t).await;
@@ -136,7 +119,7 @@ on_both_backends! {
         client.subscribe("s", "subscription { rowChanged(tables: [USERS]) @a { op } }", json!({})).await;
         let mut errors = Vec::new();
         for _ in 0..2 {
-            errors.push(next_errors(&mut client).await);
+            errors.push(next_error(&mut client).await["payload"].clone());
         }
 
         for error in &errors {
@@ -175,6 +158,91 @@ on_both_backends! {
         ]);
         assert_eq!(first.data()["nodes"], expected);
         assert_eq!(second.data()["nodes"], expected);
+    }
+
+    /// graphql-transport-ws: "error: operation execution error(s) in response to the
+    /// Subscribe message ... before execution starts, usually due to validation errors".
+    /// Such an operation gets one `error` message and no `complete`; one that ran gets
+    /// `next` and `complete`.
+    async fn an_operation_refused_before_it_runs_gets_an_error_message_and_no_complete(t) {
+        let t = t.migrated().await;
+        let server = Server::start(t.db.clone()).await;
+        let mut client = ready(&server, &TestApp::service()).await;
+
+        client.subscribe("invalid", "{ nope }", json!({})).await;
+        client.subscribe("unparsable", "{ users {", json!({})).await;
+        client.subscribe("mutation", SIGN_UP, json!({})).await;
+        client.subscribe("subscription", "subscription { rowChanged(tables: [NOPE]) { op } }", json!({})).await;
+        client.subscribe("fine", "{ __typename }", json!({})).await;
+        let mut messages = Vec::new();
+        let concluded = |messages: &[Value]| {
+            messages.iter().filter(|m| m["type"] == "error" || m["type"] == "complete").count()
+        };
+        while concluded(&messages) < 5 {
+            match client.recv(Duration::from_secs(5)).await {
+                Some(Incoming::Json(message)) => messages.push(message),
+                other => panic!("{other:?} after {messages:#?}"),
+            }
+        }
+        // Nothing more comes: no `complete` after an `error`.
+        while let Some(Incoming::Json(message)) = client.recv(Duration::from_millis(300)).await {
+            messages.push(message);
+        }
+
+        let of = |id: &str| -> Vec<&Value> { messages.iter().filter(|m| m["id"] == id).collect() };
+        for id in ["invalid", "unparsable", "mutation", "subscription"] {
+            let sent = of(id);
+            assert_eq!(sent.len(), 1, "{id}: {sent:#?}");
+            assert_eq!(sent[0]["type"], "error", "{id}: {sent:#?}");
+            let errors = sent[0]["payload"].as_array().unwrap();
+            assert!(!errors.is_empty() && errors[0]["message"].is_string(), "{id}: {sent:#?}");
+        }
+        let fine: Vec<&str> = of("fine").iter().map(|m| m["type"].as_str().unwrap()).collect();
+        assert_eq!(fine, ["next", "complete"]);
+    }
+
+    /// A ping flood is not answered without bound: `ping` messages past the bound go
+    /// unanswered (the socket stays usable); ping frames past it close the socket (1008).
+    async fn pings_are_answered_at_most_max_pings_per_window(t) {
+        let t = t.migrated().await;
+        let server = Server::start(t.db.clone()).await;
+        let mut messages = ready(&server, &TestApp::service()).await;
+        let mut frames = ready(&server, &TestApp::service()).await;
+        let max = api::realtime::socket::MAX_PINGS as usize;
+
+        for _ in 0..200 {
+            messages.send(json!({ "type": "ping" })).await;
+        }
+        messages.subscribe("after", "{ __typename }", json!({})).await;
+        let (mut pongs, mut answer) = (0, Value::Null);
+        loop {
+            match messages.recv(Duration::from_secs(5)).await {
+                Some(Incoming::Json(m)) if m["type"] == "pong" => pongs += 1,
+                Some(Incoming::Json(m)) if m["type"] == "next" => answer = m["payload"].clone(),
+                Some(Incoming::Json(m)) if m["type"] == "complete" => break,
+                other => panic!("{other:?}"),
+            }
+        }
+        while let Some(Incoming::Json(m)) = messages.recv(Duration::from_millis(300)).await {
+            pongs += usize::from(m["type"] == "pong");
+        }
+        for _ in 0..200 {
+            frames.send_raw(Message::Ping(vec![1, 2, 3].into())).await;
+        }
+        let mut frame_pongs = 0;
+        let closed = loop {
+            match frames.frame(Duration::from_secs(5)).await {
+                Some(Message::Pong(_)) => frame_pongs += 1,
+                Some(Message::Close(frame)) => break frame.map(|f| u16::from(f.code)),
+                Some(_) => {}
+                None => break None,
+            }
+        };
+
+        assert_eq!(pongs, max, "answered pings");
+        assert_eq!(answer["data"]["__typename"], "Query", "the socket still answers");
+        assert!(frame_pongs <= max, "{frame_pongs} ping frames answered");
+        assert_eq!(closed, Some(1008));
     }
 
     async fn open_operations_are_capped_per_connection_and_per_principal(t) {

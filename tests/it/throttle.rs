@@ -215,10 +215,10 @@ on_both_backends! {
         let last = server.graphql(Some(&token), "{ products(first: 1) { nodes { id } } }", json!({})).await;
         assert_eq!(available(&last), 1, "{last}");
         client.subscribe("q2", PRODUCTS_5, json!({})).await;
-        let refused = client.event("q2", Duration::from_secs(5)).await;
+        let refused = client.answer("q2", Duration::from_secs(5)).await;
         assert_eq!(refused["errors"][0]["extensions"]["code"], "THROTTLED", "{refused}");
         client.subscribe("s2", subscription, json!({ "c": Uuid::new_v4().to_string() })).await;
-        let refused = client.event("s2", Duration::from_secs(5)).await;
+        let refused = client.answer("s2", Duration::from_secs(5)).await;
         assert_eq!(refused["errors"][0]["extensions"]["code"], "THROTTLED", "{refused}");
     }
 

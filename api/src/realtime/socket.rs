@@ -19,6 +19,13 @@
 //! Before closing for an expired token or a shutdown, each subscription is told the
 //! cursor to resume after (see [`super::resume`]).
 //!
+//! A `graphql-transport-ws` operation refused before it ran (a document that does not parse
+//! or validate, a limit, the throttle, a mutation) gets an `error` message with its errors,
+//! as the protocol says, not `next` and `complete`. Queries have `Limits::request_timeout`,
+//! as over HTTP. Pings (`ping` messages and ping frames together) are answered at most
+//! [`MAX_PINGS`] times per [`PING_WINDOW`]: past that `ping` messages go unanswered, and
+//! ping frames, which the transport answers by itself, close the socket with 1008.
+//!
 //! An operation past `Limits::max_subscriptions_per_connection` on the socket, or past
 //! `Limits::max_subscriptions_per_principal` over all of its principal's sockets, gets an
 //! `error` message (`THROTTLED`) and is not run; the connection stays open.
@@ -57,6 +64,12 @@ pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often credentials that do not expire (API keys) are checked again.
 const RECHECK_EVERY: Duration = Duration::from_secs(60);
+
+/// The most pings a socket gets answered per [`PING_WINDOW`].
+pub const MAX_PINGS: u32 = 20;
+
+/// The window [`MAX_PINGS`] counts over.
+pub const PING_WINDOW: Duration = Duration::from_secs(10);
 
 /// How long a closing connection waits for its subscriptions to hand on the events they
 /// took and for its queries to answer, before it closes regardless.
@@ -154,6 +167,9 @@ struct ConnectionExecutor {
     state: AppState,
     session: Arc<OnceLock<Arc<Session>>>,
     positions: Positions,
+    /// Operations whose one response is a refusal before execution: the socket sends it as
+    /// an `error` message.
+    refused: RefusedOperations,
     /// The client's address (an anonymous connection's bucket).
     client: Option<std::net::IpAddr>,
 }
@@ -170,6 +186,17 @@ fn operation_type(request: &Request) -> Option<OperationType> {
 
 fn error_response(error: ApiError) -> Response {
     Response::from_errors(vec![error.to_server_error()])
+}
+
+/// Operation ids of a connection whose response refused them before execution.
+type RefusedOperations = Arc<Mutex<std::collections::HashSet<String>>>;
+
+/// Whether `response` refused the operation before it ran: no data, and errors that name
+/// no field (parsing, validation, limits, the throttle); execution errors have a path.
+fn refused_before_execution(response: &Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|error| error.path.is_empty())
 }
 
 /// A refusal of the throttle, with the cost it was about.
@@ -205,7 +232,19 @@ impl ConnectionExecutor {
         Ok((charge, cost))
     }
 
-    async fn run_once(&self, session: Arc<Session>, mut request: Request) -> Response {
+    /// A query, within the request timeout, as over HTTP (dropping it rolls back).
+    async fn run_once(&self, session: Arc<Session>, request: Request) -> Response {
+        let timeout = self.state.limits.request_timeout;
+        match tokio::time::timeout(timeout, self.run_query(session, request)).await {
+            Ok(response) => response,
+            Err(_) => error_response(ApiError::Timeout(format!(
+                "the request took longer than {} ms and was cancelled",
+                timeout.as_millis()
+            ))),
+        }
+    }
+
+    async fn run_query(&self, session: Arc<Session>, mut request: Request) -> Response {
         let state = &self.state;
         let (charge, cost) = match self.meter(&session, &mut request).await {
             Ok(metered) => metered,
@@ -240,17 +279,44 @@ impl Executor for ConnectionExecutor {
         mut request: Request,
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
-        // The socket named the operation: its subscription reports where it has got to.
-        if let Some(async_graphql::Value::String(id)) =
-            request.extensions.0.remove(resume::OPERATION_ID)
-        {
+        // The socket named the operation: its subscription reports where it has got to, and
+        // a refusal of it is marked for the socket.
+        let id = match request.extensions.0.remove(resume::OPERATION_ID) {
+            Some(async_graphql::Value::String(id)) => Some(id),
+            _ => None,
+        };
+        if let Some(id) = &id {
             let position = Arc::new(Position::default());
             self.positions
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .insert(id, position.clone());
+                .insert(id.clone(), position.clone());
             request = request.data(position);
         }
+        let responses = self.responses(request, session_data);
+        let (Some(id), refused) = (id, self.refused.clone()) else {
+            return responses;
+        };
+        let mut first = true;
+        responses
+            .inspect(move |response| {
+                if std::mem::take(&mut first) && refused_before_execution(response) {
+                    refused
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(id.clone());
+                }
+            })
+            .boxed()
+    }
+}
+
+impl ConnectionExecutor {
+    fn responses(
+        &self,
+        mut request: Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
         let Some(session) = self.session.get().cloned() else {
             return futures_util::stream::once(async {
                 error_response(ApiError::Unauthenticated(
@@ -445,6 +511,54 @@ enum Event {
     Recheck,
 }
 
+/// Counts pings against [`MAX_PINGS`] per [`PING_WINDOW`].
+struct Pings {
+    since: tokio::time::Instant,
+    count: u32,
+}
+
+impl Default for Pings {
+    fn default() -> Self {
+        Self {
+            since: tokio::time::Instant::now(),
+            count: 0,
+        }
+    }
+}
+
+impl Pings {
+    /// Counts one ping; whether it may be answered.
+    fn allow(&mut self) -> bool {
+        if self.since.elapsed() >= PING_WINDOW {
+            *self = Self::default();
+        }
+        self.count = self.count.saturating_add(1);
+        self.count <= MAX_PINGS
+    }
+}
+
+/// A `next` message of an operation refused before it ran, as `graphql-transport-ws`
+/// wants it: `{"type":"error","id":...,"payload":[errors]}`.
+struct ErrorMessage {
+    id: String,
+    message: String,
+}
+
+fn as_error(refused: &RefusedOperations, next: &str) -> Option<ErrorMessage> {
+    let mut refused = refused.lock().unwrap_or_else(PoisonError::into_inner);
+    if refused.is_empty() {
+        return None;
+    }
+    let message: ClientMessage = serde_json::from_str(next).ok()?;
+    let id = message.id?;
+    if !refused.remove(&id) {
+        return None;
+    }
+    let errors = message.payload?.get("errors")?.clone();
+    let message = serde_json::json!({ "type": "error", "id": id, "payload": errors }).to_string();
+    Some(ErrorMessage { id, message })
+}
+
 /// `message` (a client's `subscribe`/`start`) with the operation's id in its payload's
 /// `extensions`, for the executor (see [`resume::OPERATION_ID`]).
 fn with_operation_id(message: &ClientMessage, id: &str) -> Option<Vec<u8>> {
@@ -479,12 +593,17 @@ async fn serve(
 ) {
     let session = Arc::new(OnceLock::new());
     let positions = Positions::default();
+    let refused = RefusedOperations::default();
     let executor = ConnectionExecutor {
         state: state.clone(),
         session: session.clone(),
         positions: positions.clone(),
+        refused: refused.clone(),
         client,
     };
+    // `complete` messages not to send: their operation's refusal went as an `error`.
+    let mut ended = std::collections::HashSet::new();
+    let mut pings = Pings::default();
     let (close_feeds, closing_signal) = Closing::new();
     // Set once the connection is closing: the code and reason it closes with, and why.
     let mut closing: Option<(u16, &'static str, Reason)> = None;
@@ -546,6 +665,22 @@ async fn serve(
                     Message::Text(text) => text.as_bytes().to_vec(),
                     Message::Binary(bytes) => bytes.to_vec(),
                     Message::Close(_) => break,
+                    // The transport answers ping frames itself: past the bound, it stops.
+                    Message::Ping(_) if !pings.allow() => {
+                        close(&mut socket, 1008, "Too many pings").await;
+                        // Read what the client sent meanwhile until it answers the close
+                        // (at most a second): unread data would reset the connection
+                        // before the close frame reaches it.
+                        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                            while let Some(Ok(message)) = socket.recv().await {
+                                if matches!(message, Message::Close(_)) {
+                                    break;
+                                }
+                            }
+                        })
+                        .await;
+                        break;
+                    }
                     Message::Ping(_) | Message::Pong(_) => continue,
                 };
                 if bytes.len() > state.limits.max_body_bytes {
@@ -565,6 +700,8 @@ async fn serve(
                     continue;
                 };
                 match parsed.kind.as_str() {
+                    // Past the bound, pings go unanswered.
+                    "ping" if !pings.allow() => continue,
                     "connection_init" if !initialised => {
                         initialised = true;
                         let payload = parsed.payload.unwrap_or_default();
@@ -683,10 +820,29 @@ async fn serve(
             Event::Client(_) => break,
             Event::Server(Some(WsMessage::Text(text))) => {
                 let mut text = text;
-                if text.starts_with(r#"{"type":"complete""#)
+                if protocol == WebSocketProtocols::GraphQLWS
+                    && text.starts_with(r#"{"type":"next""#)
+                    && let Some(error) = as_error(&refused, &text)
+                {
+                    // The operation was refused before it ran: an `error`, and no `complete`.
+                    text = error.message;
+                    active.remove(&error.id);
+                    positions
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(&error.id);
+                    ended.insert(error.id);
+                } else if text.starts_with(r#"{"type":"complete""#)
                     && let Ok(done) = serde_json::from_str::<ClientMessage>(&text)
                     && let Some(id) = done.id
                 {
+                    refused
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(&id);
+                    if ended.remove(&id) {
+                        continue;
+                    }
                     active.remove(&id);
                     let position = positions
                         .lock()

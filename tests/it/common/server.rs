@@ -224,6 +224,12 @@ impl Client {
             .unwrap_or_else(|| panic!("no answer to connection_init"))
     }
 
+    /// The next frame as it came (pings, pongs and close frames included), if any within
+    /// `wait`.
+    pub async fn frame(&mut self, wait: Duration) -> Option<Message> {
+        tokio::time::timeout(wait, self.ws.next()).await.ok()??.ok()
+    }
+
     /// Initialises the connection with a bearer token.
     pub async fn init(&mut self, token: &str) {
         match self
@@ -299,6 +305,23 @@ impl Client {
     /// The next event of `id`.
     pub async fn event(&mut self, id: &str, wait: Duration) -> Value {
         self.until(id, wait, |_| true).await
+    }
+
+    /// The next answer to operation `id`: a `next` payload, or an `error` message's errors
+    /// as `{"errors": [...]}` (an operation refused before it ran).
+    pub async fn answer(&mut self, id: &str, wait: Duration) -> Value {
+        loop {
+            match self.recv(wait).await {
+                Some(Incoming::Json(message)) if message["id"] == id => {
+                    return match message["type"].as_str() {
+                        Some("error") => json!({ "errors": message["payload"] }),
+                        _ => message["payload"].clone(),
+                    };
+                }
+                Some(Incoming::Json(_)) => {}
+                other => panic!("no answer to {id} within {wait:?}: {other:?}"),
+            }
+        }
     }
 
     /// Reads everything that arrives within `wait`.
