@@ -34,6 +34,7 @@ on_both_backends! {
         let app = TestApp::new(t).await;
         let owner = person(&app, "owner@example.com").await;
         let (gid, _) = distributor(&app, &owner, "Acme").await;
+        crate::distributor_webhooks::endpoint(&app, &owner.token, "https://hooks.example.com/ai", &["budget.exceeded"]).await;
         let staff = member(&app, &owner, "staff@example.com", "admin").await;
         let set = app.graphql(Some(&owner.token),
             "mutation($id: ID!) { distributorUpdate(id: $id, input: {aiMonthlyBudget: \"10.00\"}) { distributor { aiMonthlyBudget } userErrors { code } } }",
@@ -73,6 +74,15 @@ on_both_backends! {
         let titles: Vec<&str> = notes.data()["notifications"]["nodes"].as_array().unwrap()
             .iter().filter_map(|n| n["title"].as_str()).filter(|t| t.starts_with("AI budget")).collect();
         assert_eq!(titles, ["AI budget almost spent", "AI budget spent"], "{}", notes.body);
+        // And a `budget.exceeded` webhook event at 80% and at 100%, once each.
+        let events = app.t.query("SELECT payload FROM webhook_deliveries", vec![]).await;
+        let mut thresholds: Vec<f64> = events.iter()
+            .map(|r| r.try_get_by_index::<Value>(0).unwrap())
+            .inspect(|p| assert_eq!(p["type"], "budget.exceeded", "{p}"))
+            .map(|p| p["data"]["threshold"].as_str().unwrap().parse().unwrap())
+            .collect();
+        thresholds.sort_by(f64::total_cmp);
+        assert_eq!(thresholds, [0.8, 1.0], "{thresholds:?}");
         // The admin is no owner: told nothing.
         let admin_notes = app.graphql(Some(&staff.token), "{ notifications { totalCount } }", json!({})).await;
         assert_eq!(admin_notes.data()["notifications"]["totalCount"], 0);

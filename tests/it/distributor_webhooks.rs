@@ -22,7 +22,7 @@ const UPDATE: &str = "mutation($i: WebhookEndpointUpdateInput!) { m: webhookEndp
 
 /// How the receiver answers its n-th request (0-based).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Answer {
+pub enum Answer {
     Status(u16),
     /// Never answers (the sender gives up or dies first).
     Hang,
@@ -30,24 +30,24 @@ enum Answer {
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
-struct Seen {
-    signature: String,
-    event_id: String,
-    delivery_id: String,
-    body: Vec<u8>,
-    answer: Answer,
+pub struct Seen {
+    pub signature: String,
+    pub event_id: String,
+    pub delivery_id: String,
+    pub body: Vec<u8>,
+    pub answer: Answer,
 }
 
 /// A webhook receiver on 127.0.0.1, answering by `script`.
-struct Receiver {
-    url: String,
+pub struct Receiver {
+    pub url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
     count: watch::Receiver<usize>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Receiver {
-    async fn start(script: fn(usize) -> Answer, delay: Duration) -> Self {
+    pub async fn start(script: fn(usize) -> Answer, delay: Duration) -> Self {
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let (tell, count) = watch::channel(0);
         let tell = Arc::new(tell);
@@ -103,7 +103,7 @@ impl Receiver {
     }
 
     /// Waits (at most 30 s) until it has had `n` requests.
-    async fn requests(&mut self, n: usize) -> Vec<Seen> {
+    pub async fn requests(&mut self, n: usize) -> Vec<Seen> {
         tokio::time::timeout(Duration::from_secs(30), self.count.wait_for(|c| *c >= n))
             .await
             .unwrap_or_else(|_| panic!("the receiver did not get {n} requests"))
@@ -119,7 +119,7 @@ impl Drop for Receiver {
 }
 
 /// Fast retries for tests.
-fn config(timeout: Duration) -> DeliveryConfig {
+pub fn config(timeout: Duration) -> DeliveryConfig {
     DeliveryConfig {
         timeout,
         backoff: Duration::from_millis(50),
@@ -128,7 +128,7 @@ fn config(timeout: Duration) -> DeliveryConfig {
 }
 
 /// The app, allowing http:// endpoints on loopback.
-async fn app(t: TestDb) -> TestApp {
+pub async fn app(t: TestDb) -> TestApp {
     let options = api::state::Options {
         webhooks_allow_loopback: true,
         ..Default::default()
@@ -137,7 +137,7 @@ async fn app(t: TestDb) -> TestApp {
 }
 
 /// Checks `Stratix-Signature` as a receiver would (docs/webhooks.md).
-fn verifies(secret: &str, header: &str, body: &[u8]) -> bool {
+pub fn verifies(secret: &str, header: &str, body: &[u8]) -> bool {
     let Some((t, v1)) = header
         .strip_prefix("t=")
         .and_then(|rest| rest.split_once(",v1="))
@@ -172,7 +172,7 @@ async fn deliveries(t: &TestDb) -> Vec<(String, i32, Value)> {
 }
 
 /// Waits (at most 30 s) until no delivery is pending.
-async fn settled(t: &TestDb) -> Vec<(String, i32, Value)> {
+pub async fn settled(t: &TestDb) -> Vec<(String, i32, Value)> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let now = deliveries(t).await;
@@ -188,7 +188,7 @@ async fn settled(t: &TestDb) -> Vec<(String, i32, Value)> {
 }
 
 /// An admin's endpoint for `events` at `url`: (global id, secret).
-async fn endpoint(app: &TestApp, token: &str, url: &str, events: &[&str]) -> (String, String) {
+pub async fn endpoint(app: &TestApp, token: &str, url: &str, events: &[&str]) -> (String, String) {
     let made = app
         .graphql(
             Some(token),

@@ -13,6 +13,7 @@ mod crawling;
 mod credits;
 mod customers;
 mod distribution;
+mod distribution_journey;
 mod distributor_webhooks;
 mod encryption;
 mod experiments;
