@@ -315,6 +315,44 @@ on_both_backends! {
     }
 }
 
+on_both_backends! {
+    /// An integration's config holds no secret; its secrets are set by admins, stored
+    /// encrypted under the current key and served by no field.
+    async fn integration_secrets_are_encrypted_and_config_holds_none(t) {
+        let app = app(t).await;
+        let owner = person(&app, "owner@example.com").await;
+        distributor(&app, &owner, "Acme").await;
+        let staff = member(&app, &owner, "staff@example.com", "member").await;
+        const CREATE_INTEGRATION: &str = "mutation($i: ExternalIntegrationCreateInput!) { m: externalIntegrationCreate(input: $i) { externalIntegration { id provider config } userErrors { field code message } } }";
+        const SET: &str = "mutation($i: ExternalIntegrationSetSecretsInput!) { m: externalIntegrationSetSecrets(input: $i) { externalIntegration { provider } userErrors { field code message } } }";
+
+        let leaky = app.graphql(Some(&owner.token), CREATE_INTEGRATION, json!({ "i": { "provider": "twilio", "config": { "auth_token": "tok_1" } } })).await;
+        assert_eq!(leaky.data()["m"]["userErrors"][0]["field"], json!(["input", "config"]), "{}", leaky.body);
+        let made = app.graphql(Some(&owner.token), CREATE_INTEGRATION, json!({ "i": { "provider": "twilio", "config": { "account_sid": "AC1" } } })).await;
+        let id = made.data()["m"]["externalIntegration"]["id"].as_str().unwrap_or_else(|| panic!("{}", made.body)).to_owned();
+
+        let by_member = app.graphql(Some(&staff.token), SET, json!({ "i": { "id": id, "secrets": { "auth_token": "tok_2" } } })).await;
+        assert!(by_member.data()["m"]["externalIntegration"].is_null(), "{}", by_member.body);
+        let bad = app.graphql(Some(&owner.token), SET, json!({ "i": { "id": id, "secrets": { "auth_token": 42 } } })).await;
+        assert_eq!(bad.data()["m"]["userErrors"][0]["field"], json!(["input", "secrets"]), "{}", bad.body);
+        let set = app.graphql(Some(&owner.token), SET, json!({ "i": { "id": id, "secrets": { "auth_token": "tok_2" } } })).await;
+        assert_eq!(set.data()["m"]["userErrors"], json!([]), "{}", set.body);
+
+        let stored: Vec<u8> = app.t.query("SELECT secrets_enc FROM external_integrations", vec![]).await[0]
+            .try_get("", "secrets_enc").unwrap();
+        assert!(!String::from_utf8_lossy(&stored).contains("tok_2"));
+        let opened = encryption().decrypt(api::domains::distribution::integration_secrets::SECRETS, &stored).unwrap();
+        assert_eq!(serde_json::from_slice::<Value>(&opened).unwrap(), json!({ "auth_token": "tok_2" }));
+        let read = app.graphql(Some(&owner.token), "{ externalIntegrations { nodes { provider config } } }", json!({})).await;
+        assert!(!read.body.to_string().contains("tok_2"), "{}", read.body);
+        let cleared = app.graphql(Some(&owner.token), SET, json!({ "i": { "id": id, "secrets": {} } })).await;
+        assert_eq!(cleared.data()["m"]["userErrors"], json!([]), "{}", cleared.body);
+        let gone = app.t.query("SELECT secrets_enc FROM external_integrations", vec![]).await[0]
+            .try_get::<Option<Vec<u8>>>("", "secrets_enc").unwrap();
+        assert!(gone.is_none());
+    }
+}
+
 /// Two instances on one PostgreSQL database deliver every event exactly once between them.
 #[tokio::test]
 async fn two_instances_deliver_each_event_once() {

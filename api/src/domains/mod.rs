@@ -178,6 +178,7 @@ pub fn rule(table: &str) -> Option<Rule> {
         "profiles" => Some(accounts::profiles::rule),
         "ai_clones" => Some(studio::clones::rule),
         "experiments" => Some(experiments::lifecycle::rule),
+        "external_integrations" => Some(distribution::integration_secrets::rule),
         "distributors" => Some(distribution::distributors::rule),
         _ => None,
     }

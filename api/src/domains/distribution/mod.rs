@@ -14,6 +14,8 @@
 //! - [`messages`], [`pii`], [`ai`], [`orders`]: messages in, PII found, AI responses under a
 //!   budget, orders out.
 //! - [`audits`]: the data access audit trail.
+//! - [`integration_secrets`]: integrations' `config` checked, their secrets stored
+//!   encrypted (admins).
 //! - [`webhooks`]: endpoints (admins) and the events queued for them with each change;
 //!   [`delivery`] sends them, signed, at least once.
 
@@ -21,6 +23,7 @@ pub mod ai;
 pub mod audits;
 pub mod delivery;
 pub mod distributors;
+pub mod integration_secrets;
 pub mod integrations;
 pub mod invitations;
 pub mod messages;

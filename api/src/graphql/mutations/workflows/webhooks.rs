@@ -1,11 +1,12 @@
 //! A distributor's webhook endpoints (admins): the signing secret is returned once, by
-//! `webhookEndpointCreate`.
+//! `webhookEndpointCreate`; and its integrations' secrets, stored encrypted.
 
 use async_graphql::Value as GqlValue;
 use async_graphql::dynamic::{InputValue, TypeRef};
 use uuid::Uuid;
 
 use super::{Declaration, Input, Returned, declare, text};
+use crate::domains::distribution::integration_secrets::{self, NewSecrets};
 use crate::domains::distribution::webhooks::{self, Created, EndpointChange, NewEndpoint};
 use crate::error::ApiResult;
 use crate::graphql::mutations::Right;
@@ -97,6 +98,31 @@ pub(super) fn declarations() -> Vec<Declaration> {
                         *id,
                     )))
                 },
+            )],
+        ),
+        declare(
+            "externalIntegrationSetSecrets",
+            "Replaces an integration's secrets (admins): stored encrypted, never returned by \
+             any field; `{}` clears them. Settings that are not secret go in `config`.",
+            Right::Write,
+            vec![
+                InputValue::new("id", TypeRef::named_nn(TypeRef::ID))
+                    .description("The integration's global id."),
+                InputValue::new("secrets", TypeRef::named_nn("JSON")).description(
+                    "An object of name to text value, like `{\"auth_token\": \"...\"}`.",
+                ),
+            ],
+            |input| {
+                NewSecrets::parse(
+                    input.id("id", "ExternalIntegration")?,
+                    input.json("secrets")?,
+                )
+            },
+            |ctx, new| Box::pin(integration_secrets::set(ctx, new)),
+            vec![Returned::Row(
+                "externalIntegration",
+                "external_integrations",
+                |id: &Uuid| Some(*id),
             )],
         ),
     ]
