@@ -163,6 +163,7 @@ on_both_backends! {
             "stratix_websockets_open",
             "stratix_realtime_dispatch_queue_depth",
             "stratix_usage_meter_pending_users",
+            "stratix_webhook_deliveries_pending",
         ] {
             line(metric);
         }

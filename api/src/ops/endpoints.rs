@@ -93,6 +93,7 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<serde_json::V
 /// `GET /metrics`: the Prometheus text format.
 async fn prometheus(State(state): State<AppState>) -> Response {
     metrics::observe_state(&state);
+    metrics::observe_database(&state).await;
     (
         [(
             header::CONTENT_TYPE,

@@ -45,6 +45,8 @@ pub const DISPATCH_QUEUE: &str = "stratix_realtime_dispatch_queue_depth";
 pub const USAGE_PENDING: &str = "stratix_usage_meter_pending_users";
 /// Data access audits waiting in memory for the next write (every second).
 pub const AUDITS_PENDING: &str = "stratix_audits_pending";
+/// Webhook deliveries waiting to be sent (or retried), over every instance.
+pub const WEBHOOKS_PENDING: &str = "stratix_webhook_deliveries_pending";
 /// Data access audits dropped because their queue was full.
 pub const AUDITS_DROPPED: &str = "stratix_audits_dropped_total";
 /// Background job runs, by job and outcome (`ok`, `error`, `skipped`: another instance
@@ -145,6 +147,10 @@ fn describe() {
     describe_gauge!(
         USAGE_PENDING,
         "Users whose API request counts wait to be written"
+    );
+    describe_gauge!(
+        WEBHOOKS_PENDING,
+        "Webhook deliveries waiting to be sent or retried"
     );
     describe_counter!(JOB_RUNS, "Background job runs, by job and outcome");
     describe_counter!(THROTTLED, "Requests the throttle refused, by reason");
@@ -248,6 +254,28 @@ pub fn observe_state(state: &crate::AppState) {
         metrics::gauge!(USAGE_PENDING).set(state.usage.pending() as f64);
         metrics::gauge!(AUDITS_PENDING).set(state.audits.pending() as f64);
         metrics::gauge!(THROTTLE_BUCKETS).set(state.throttle.buckets() as f64);
+    }
+}
+
+/// Sets the gauges read from the database: the webhook deliveries still pending (counted
+/// on their partial index). A failed count leaves the gauge as it was.
+pub async fn observe_database(state: &crate::AppState) {
+    use sea_orm::ConnectionTrait as _;
+    use sea_orm::sea_query::{Asterisk, Expr, ExprTrait as _, Query};
+    let query = Query::select()
+        .expr(Expr::col(Asterisk).count())
+        .from("webhook_deliveries")
+        .and_where(Expr::col("status").eq("pending"))
+        .to_owned();
+    match state.db.query_one(&query).await {
+        Ok(Some(row)) => {
+            if let Ok(pending) = row.try_get_by_index::<i64>(0) {
+                #[expect(clippy::cast_precision_loss, reason = "counts are far below 2^52")]
+                metrics::gauge!(WEBHOOKS_PENDING).set(pending as f64);
+            }
+        }
+        Ok(None) => {}
+        Err(error) => tracing::warn!(%error, "metrics: counting pending webhook deliveries"),
     }
 }
 
