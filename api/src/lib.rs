@@ -164,7 +164,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         domains::distribution::delivery::Deliverer::start(
             db.clone(),
             state.keys.encryption.clone(),
-            config.webhooks.clone(),
+            domains::distribution::delivery::DeliveryConfig {
+                allow_loopback: state.options.webhooks_allow_loopback,
+                ..config.webhooks.clone()
+            },
         )
     });
     let listen = config.listen_addr();

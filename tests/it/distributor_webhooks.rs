@@ -124,6 +124,7 @@ pub fn config(timeout: Duration) -> DeliveryConfig {
         timeout,
         backoff: Duration::from_millis(50),
         poll: Duration::from_millis(20),
+        allow_loopback: true,
     }
 }
 

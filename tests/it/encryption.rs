@@ -8,10 +8,9 @@ use base64::Engine as _;
 use crate::common::process::stratix;
 use crate::common::{TestDb, fixtures, on_both_backends};
 
-const TOKEN: Column = Column {
-    table: "shops",
-    name: "access_token_enc",
-};
+const TOKEN: Column = api::domains::shopify::shops::ACCESS_TOKEN;
+const HOOK: Column = api::domains::distribution::webhooks::SIGNING_SECRET;
+const INTEGRATION: Column = api::domains::distribution::integration_secrets::SECRETS;
 
 /// A key from one repeated byte, with its base64 text.
 fn key(byte: u8) -> (Key, String) {
@@ -82,13 +81,34 @@ on_both_backends! {
         for (domain, token) in tokens {
             shop(&t, domain, &under_a, token).await;
         }
+        // A webhook signing secret and an integration's secrets: every encrypted column.
+        let distributor = fixtures::row(&t.db, "distributors", vec![("name", "Acme".into()), ("slug", "acme".into())]).await;
+        let hook = fixtures::row(&t.db, "webhook_endpoints", vec![
+            ("url", "https://hooks.example.com/".into()),
+            ("secret_enc", under_a.encrypt(HOOK, b"whsec_a").unwrap().into()),
+            ("distributor_id", distributor.into()),
+        ]).await;
+        let integration = fixtures::row(&t.db, "external_integrations", vec![
+            ("provider", "twilio".into()),
+            ("secrets_enc", under_a.encrypt(INTEGRATION, br#"{"auth_token":"tok"}"#).unwrap().into()),
+            ("distributor_id", distributor.into()),
+        ]).await;
 
         // The old key, listed as old, still opens what it sealed; after the rotation
         // everything is under the new key, which alone opens it.
         let (ok, out) = rotate(&t, &b_text, &[&a_text]).await;
         assert!(ok, "{out}");
         assert!(out.contains("shops.access_token_enc: 2 values, 2 re-encrypted"), "{out}");
+        assert!(out.contains("webhook_endpoints.secret_enc: 1 values, 1 re-encrypted"), "{out}");
+        assert!(out.contains("external_integrations.secrets_enc: 1 values, 1 re-encrypted"), "{out}");
         let only_b = KeyRing::new(b.clone(), Vec::new());
+        let one = |table: &str, column: &str, id: uuid::Uuid| {
+            let sql = format!("SELECT {column} FROM {table} WHERE id = $1");
+            let t = &t;
+            async move { t.query(&sql, vec![id.into()]).await[0].try_get_by_index::<Vec<u8>>(0).unwrap() }
+        };
+        assert_eq!(only_b.decrypt(HOOK, &one("webhook_endpoints", "secret_enc", hook).await).unwrap(), b"whsec_a");
+        assert_eq!(only_b.decrypt(INTEGRATION, &one("external_integrations", "secrets_enc", integration).await).unwrap(), br#"{"auth_token":"tok"}"#);
         for ((domain, sealed), (expected_domain, token)) in stored(&t).await.iter().zip(tokens) {
             assert_eq!(domain, expected_domain);
             assert!(sealed.starts_with(format!("v1:{}:", b.id()).as_bytes()));

@@ -50,6 +50,10 @@ pub struct DeliveryConfig {
     /// How often the deliverer looks for due deliveries when it found none.
     #[arg(long = "webhook-poll", env = "STRATIX_WEBHOOK_POLL", default_value = "1s", value_parser = parse_duration)]
     pub poll: Duration,
+    /// Whether receivers may be on loopback addresses (`serve` copies the deployment's
+    /// `webhooks_allow_loopback`).
+    #[arg(skip)]
+    pub allow_loopback: bool,
 }
 
 impl Default for DeliveryConfig {
@@ -58,6 +62,7 @@ impl Default for DeliveryConfig {
             timeout: Duration::from_secs(5),
             backoff: Duration::from_secs(30),
             poll: Duration::from_secs(1),
+            allow_loopback: false,
         }
     }
 }
@@ -121,15 +126,46 @@ async fn run(db: DatabaseConnection, encryption: KeyRing, config: DeliveryConfig
 }
 
 /// The HTTP client deliveries go out with: the timeout, no redirects (a receiver cannot
-/// bounce the request elsewhere), no proxy from the environment.
+/// bounce the request elsewhere), no proxy from the environment, and host names resolved
+/// to public addresses only ([`PublicOnly`]).
 pub fn client(config: &DeliveryConfig) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
+        .dns_resolver(std::sync::Arc::new(PublicOnly {
+            allow_loopback: config.allow_loopback,
+        }))
         .timeout(config.timeout)
         .connect_timeout(config.timeout)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .user_agent(concat!("Stratix-Webhooks/", env!("CARGO_PKG_VERSION")))
         .build()
+}
+
+/// Resolves endpoint host names to their public addresses only: a name that was public
+/// when the endpoint was made cannot later be pointed at the service's own network (URLs
+/// with an address in them were checked when they were set).
+struct PublicOnly {
+    allow_loopback: bool,
+}
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_loopback = self.allow_loopback;
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| match super::webhooks::reach(a.ip()) {
+                    None => true,
+                    Some(loopback) => loopback && allow_loopback,
+                })
+                .collect();
+            if addresses.is_empty() {
+                return Err(format!("{host} resolves to no public address").into());
+            }
+            Ok(Box::new(addresses.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 /// A claimed delivery, with what sending it takes.
@@ -315,8 +351,20 @@ async fn send(delivery: &Claimed, encryption: &KeyRing, client: &reqwest::Client
                 error: (!status.is_success()).then(|| format!("HTTP {status}")),
             }
         }
-        Err(error) => failed(shorten(&format!("{error:#}"))),
+        Err(error) => failed(shorten(&chain(&error))),
     }
+}
+
+/// An error with its causes, `outer: inner: ...` (reqwest's own text names no cause).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }
 
 fn shorten(text: &str) -> String {
@@ -391,6 +439,21 @@ mod tests {
         assert_eq!(config.backoff_after(7, 1.5), Duration::from_secs(2880));
         assert_eq!(config.backoff_after(30, 1.0), MAX_BACKOFF);
         assert!(config.lease() > config.timeout);
+    }
+
+    #[tokio::test]
+    async fn names_resolving_to_private_addresses_are_not_called() {
+        let refused = client(&DeliveryConfig::default())
+            .unwrap()
+            .post("http://localhost:9/hook")
+            .send()
+            .await
+            .unwrap_err();
+        let text = chain(&refused);
+        assert!(
+            text.contains("localhost resolves to no public address"),
+            "{text}"
+        );
     }
 
     #[test]

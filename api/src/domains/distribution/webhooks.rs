@@ -129,7 +129,24 @@ pub fn check_url(field: &str, text: &str, allow_loopback: bool) -> ApiResult<End
                 None
             }
         }
-        Some(url::Host::Ipv4(ip)) => {
+        Some(url::Host::Ipv4(ip)) => reach(ip.into()),
+        Some(url::Host::Ipv6(ip)) => reach(ip.into()),
+    };
+    match (url.scheme(), local) {
+        ("https" | "http", Some(true)) if allow_loopback => Ok(EndpointUrl(url.to_string())),
+        (_, Some(_)) => Err(refused(
+            "must not point at a private, link-local or loopback address",
+        )),
+        ("https", None) => Ok(EndpointUrl(url.to_string())),
+        _ => Err(refused("must be https://")),
+    }
+}
+
+/// Whether an address is loopback (`Some(true)`), otherwise not public (`Some(false)`:
+/// private, link-local, shared, unspecified, multicast), or public (`None`).
+pub fn reach(ip: std::net::IpAddr) -> Option<bool> {
+    match ip {
+        std::net::IpAddr::V4(ip) => {
             let [a, b, ..] = ip.octets();
             if ip.is_loopback() {
                 Some(true)
@@ -145,29 +162,21 @@ pub fn check_url(field: &str, text: &str, allow_loopback: bool) -> ApiResult<End
                 None
             }
         }
-        Some(url::Host::Ipv6(ip)) => {
+        std::net::IpAddr::V6(ip) => {
             let first = ip.segments()[0];
             if ip.is_loopback() {
                 Some(true)
             } else if ip.is_unspecified()
+                || ip.to_ipv4_mapped().is_some()
                 || ip.is_multicast()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
-                || ip.to_ipv4_mapped().is_some()
             {
                 Some(false)
             } else {
                 None
             }
         }
-    };
-    match (url.scheme(), local) {
-        ("https" | "http", Some(true)) if allow_loopback => Ok(EndpointUrl(url.to_string())),
-        (_, Some(_)) => Err(refused(
-            "must not point at a private, link-local or loopback address",
-        )),
-        ("https", None) => Ok(EndpointUrl(url.to_string())),
-        _ => Err(refused("must be https://")),
     }
 }
 
