@@ -34,6 +34,10 @@ pub enum ApiError {
         /// For people.
         message: String,
     },
+    /// `BAD_USER_INPUT`: several input fields are wrong at once (each a `BadUserInput` or
+    /// `Refused`, never empty); in a mutation's payload, one `userErrors` entry each.
+    #[error("{} input problems, the first: {}", .0.len(), .0.first().map(ToString::to_string).unwrap_or_default())]
+    Several(Vec<ApiError>),
     /// `BAD_USER_INPUT`: the request is over one of the limits; `extensions.limit` names it.
     #[error("{message}")]
     Limit {
@@ -203,9 +207,10 @@ impl ApiError {
             Self::Unauthenticated(_) => "UNAUTHENTICATED",
             Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
-            Self::BadUserInput { .. } | Self::Refused { .. } | Self::Limit { .. } => {
-                "BAD_USER_INPUT"
-            }
+            Self::BadUserInput { .. }
+            | Self::Refused { .. }
+            | Self::Several(_)
+            | Self::Limit { .. } => "BAD_USER_INPUT",
             Self::Timeout(_) => "TIMEOUT",
             Self::Conflict(_) => "CONFLICT",
             Self::Throttled(_) | Self::Exhausted { .. } => "THROTTLED",

@@ -1,5 +1,6 @@
-//! The HTTP surface: `/graphql` (POST, GET), `/health`, and the
-//! signed callbacks under `/webhooks/` (`crate::webhooks`); `/ready` and `/metrics` are
+//! The HTTP surface: `/graphql` (POST, GET), `/health`, the
+//! signed callbacks under `/webhooks/` (`crate::webhooks`), the storefront's `/events`
+//! (`crate::storefront`); `/ready` and `/metrics` are
 //! `ops::endpoints`, GraphiQL at `/` is `crate::graphiql`.
 
 use std::sync::Arc;
@@ -50,11 +51,14 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .merge(webhooks);
     let cors = cors(&state.options.cors_origins);
+    let storefront = crate::storefront::routes(state.clone());
     let router = router.with_state(state);
-    match cors {
+    let router = match cors {
         Some(cors) => router.layer(cors),
         None => router,
-    }
+    };
+    // After the layer: `/events` has its own, open CORS.
+    router.merge(storefront)
 }
 
 /// CORS for the configured origins: none configured, no CORS headers (browsers then allow

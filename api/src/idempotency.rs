@@ -57,6 +57,7 @@ fn owner(principal: &Principal) -> String {
         Principal::User { id, .. } => format!("user:{id}"),
         Principal::Shop { id } => format!("shop:{id}"),
         Principal::Integration { id, .. } => format!("integration:{id}"),
+        Principal::Storefront { shop } => format!("storefront:{shop}"),
     }
 }
 

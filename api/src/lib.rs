@@ -21,6 +21,7 @@ pub mod realtime;
 pub mod request;
 pub mod state;
 pub mod store;
+pub mod storefront;
 pub mod tables;
 pub mod telemetry;
 pub mod throttle;

@@ -36,6 +36,7 @@ mod realtime;
 mod schema;
 mod shopify_webhooks;
 mod shops;
+mod storefront;
 mod tasks;
 mod throttle;
 mod tokens;

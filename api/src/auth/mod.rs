@@ -1,7 +1,7 @@
 //! Who is asking: credentials in, a [`Principal`] out, and the row [`Scope`] it reads with.
 //!
 //! Credentials come as `Authorization: Bearer <token>` (a user JWT or a Shopify session
-//! token) or `x-api-key`, over HTTP or in a WebSocket's `connection_init` payload. None
+//! token), `x-api-key` or a storefront's `X-Stratix-Ingest-Key`, over HTTP or in a WebSocket's `connection_init` payload. None
 //! means anonymous; credentials that do not verify are refused (`UNAUTHENTICATED`), never
 //! downgraded to anonymous.
 
@@ -11,6 +11,7 @@ pub mod jwks;
 pub mod jwt;
 pub mod passwords;
 pub mod shopify;
+pub mod storefront;
 
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
@@ -47,6 +48,8 @@ pub enum Credentials {
     Bearer(String),
     /// An API key.
     ApiKey(String),
+    /// A shop's public ingest key (its storefront).
+    IngestKey(String),
 }
 
 impl std::fmt::Debug for Credentials {
@@ -55,6 +58,7 @@ impl std::fmt::Debug for Credentials {
             Self::None => "None",
             Self::Bearer(_) => "Bearer(<redacted>)",
             Self::ApiKey(_) => "ApiKey(<redacted>)",
+            Self::IngestKey(_) => "IngestKey(<redacted>)",
         })
     }
 }
@@ -67,6 +71,12 @@ impl Credentials {
                 .to_str()
                 .map_err(|_| ApiError::Unauthenticated("x-api-key is not text".to_owned()))?;
             return Ok(Self::ApiKey(key.to_owned()));
+        }
+        if let Some(key) = headers.get(storefront::HEADER) {
+            let key = key.to_str().map_err(|_| {
+                ApiError::Unauthenticated("X-Stratix-Ingest-Key is not text".to_owned())
+            })?;
+            return Ok(Self::IngestKey(key.to_owned()));
         }
         match headers.get(axum::http::header::AUTHORIZATION) {
             None => Ok(Self::None),
@@ -139,13 +149,19 @@ pub enum Principal {
         /// Its distributor.
         distributor: Uuid,
     },
+    /// A shop's anonymous storefront, through the shop's public ingest key: it sends
+    /// events and gets experiment assignments for that shop, and reads nothing.
+    Storefront {
+        /// `shops.id`.
+        shop: Uuid,
+    },
 }
 
 impl Principal {
     /// Whether the principal may write (run mutations other than sign-up / sign-in).
     pub fn may_write(&self) -> bool {
         match self {
-            Self::Anonymous | Self::Integration { .. } => false,
+            Self::Anonymous | Self::Integration { .. } | Self::Storefront { .. } => false,
             Self::Service | Self::Shop { .. } => true,
             Self::User { scopes, .. } => scopes.contains(&KeyScope::Write),
         }
@@ -167,6 +183,12 @@ impl Principal {
         matches!(self, Self::Service | Self::Integration { .. })
     }
 
+    /// Whether the principal may act as a shop's storefront (send events, get experiment
+    /// assignments): the storefront's key, or the shop itself.
+    pub fn may_track(&self) -> bool {
+        matches!(self, Self::Storefront { .. } | Self::Shop { .. })
+    }
+
     /// The user, for a user's principal.
     pub fn user_id(&self) -> Option<Uuid> {
         match self {
@@ -184,6 +206,9 @@ impl Principal {
             Self::Shop { id } => json!({ "role": "authenticated", "shop_id": id }),
             // No row of its own: what it may do runs on the service's account.
             Self::Integration { .. } => json!({ "role": "anon" }),
+            // The shop's rows to the database's policies, so that what it writes stays in
+            // its shop; the API's scope lets it read nothing.
+            Self::Storefront { shop } => json!({ "role": "authenticated", "shop_id": shop }),
         }
     }
 }
@@ -216,6 +241,12 @@ pub async fn authenticate<C: ConnectionTrait>(
                 expires_at: None,
             })
         }
+        Credentials::IngestKey(key) => Ok(Authenticated {
+            principal: Principal::Storefront {
+                shop: storefront::verify(db, key).await?,
+            },
+            expires_at: None,
+        }),
         Credentials::ApiKey(key) => {
             let (id, scopes, key) = api_keys::verify(db, key).await?;
             Ok(Authenticated {
@@ -278,7 +309,7 @@ pub async fn scope_of<C: ConnectionTrait>(
         Principal::Anonymous => Scope::Nobody,
         Principal::Service => Scope::Service,
         Principal::Shop { id } => Scope::Shop { id: *id },
-        Principal::Integration { .. } => Scope::Nobody,
+        Principal::Integration { .. } | Principal::Storefront { .. } => Scope::Nobody,
         Principal::User { id, .. } => {
             let memberships = user_profiles::Entity::find()
                 .select_only()

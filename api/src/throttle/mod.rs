@@ -306,7 +306,10 @@ impl Throttle {
                 Some(Key::Credential(*key))
             }
             Principal::User { id, key: None, .. } => Some(Key::User(*id)),
-            Principal::Anonymous => Some(Key::Address(network(client))),
+            // A storefront's visitors each have their own bucket, as anonymous callers do.
+            Principal::Anonymous | Principal::Storefront { .. } => {
+                Some(Key::Address(network(client)))
+            }
         };
         let Some(key) = key else {
             return Ok(Charge { metered: None });

@@ -3,8 +3,10 @@
 //! completed -> archived; [`patches`] applies changes to the storefront as numbered
 //! patches per target, rolls the latest back with a new patch (never deleting one), and
 //! turns accepted recommendations into patches; [`results`] keeps each variant's
-//! Beta-Binomial posterior ([`stats`]) current, on demand and as a task of `stratix serve`.
+//! Beta-Binomial posterior ([`stats`]) current, on demand and as a task of `stratix serve`;
+//! [`assignments`] puts a storefront's visitors in a running experiment's variants, sticky.
 
+pub mod assignments;
 pub mod lifecycle;
 pub mod patches;
 pub mod results;

@@ -5,8 +5,10 @@
 //! duplicate however many writers run at once, publishes one to the product, and restores
 //! an old one as a new version (history is never rewritten). Callers are the shop (its
 //! session token) or `service_role`. [`webhooks`] applies what Shopify's verified
-//! webhooks say, once per delivery.
+//! webhooks say, once per delivery. [`events`] stores the storefront's event batches
+//! (seed 004), once per event however often they are retried.
 
 pub mod content;
+pub mod events;
 pub mod shops;
 pub mod webhooks;

@@ -104,6 +104,8 @@ pub(super) enum Right {
     Work,
     /// Inbound messages: `service_role` or an integration's key.
     Ingest,
+    /// A shop's storefront: its ingest key, or the shop itself.
+    Storefront,
 }
 
 impl Right {
@@ -113,6 +115,7 @@ impl Right {
             Self::Write => principal.may_write(),
             Self::Work => principal.may_work(),
             Self::Ingest => principal.may_ingest(),
+            Self::Storefront => principal.may_track(),
         };
         match principal {
             _ if allowed => Ok(()),
@@ -122,6 +125,9 @@ impl Right {
                 Self::Work => "worker operations need service_role or a WORKER API key".to_owned(),
                 Self::Ingest => {
                     "inbound messages come from service_role or an integration's key".to_owned()
+                }
+                Self::Storefront => {
+                    "storefront operations take a shop's ingest key or session token".to_owned()
                 }
             })),
         }
@@ -163,6 +169,9 @@ async fn perform(
             | ApiError::Conflict(_)
             | ApiError::NotFound(_)),
         ) => Ok(Payload::rejected(vec![error.into()])),
+        Err(ApiError::Several(errors)) => Ok(Payload::rejected(
+            errors.into_iter().map(UserError::from).collect(),
+        )),
         other => other,
     };
     if !matches!(&result, Ok(payload) if payload.errors.is_empty()) {

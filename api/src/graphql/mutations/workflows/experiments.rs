@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::{Declaration, Returned, declare};
 use crate::domains::WriteCtx;
+use crate::domains::experiments::assignments::{self, Assignment, Visitor};
 use crate::domains::experiments::lifecycle::{self, Status};
 use crate::domains::experiments::patches::{self, Decision, NewPatch};
 use crate::domains::experiments::results;
@@ -51,6 +52,45 @@ pub(super) fn declarations() -> Vec<Declaration> {
                 "How many variants' posteriors changed.",
                 |n: &u64| Some(async_graphql::Value::from(*n)),
             )],
+        ),
+        declare(
+            "experimentAssign",
+            "Puts a storefront visitor in a variant of the shop's running experiment (the \
+             shop's ingest key in `X-Stratix-Ingest-Key`, or the shop itself): decided by a \
+             hash of the experiment and the visitor's id over the allocation, recorded once, \
+             and the same on every later call. A paused or ended experiment is refused \
+             (`INVALID_TRANSITION`).",
+            Right::Storefront,
+            vec![
+                InputValue::new("experimentId", TypeRef::named_nn(TypeRef::ID))
+                    .description("The experiment's global id."),
+                InputValue::new("anonId", TypeRef::named_nn(TypeRef::STRING))
+                    .description("The anonymous visitor's id, 1 to 128 characters."),
+                InputValue::new("sessionId", TypeRef::named(TypeRef::STRING))
+                    .description("The visitor's session, if the storefront has one."),
+            ],
+            |input| {
+                Visitor::parse(
+                    input.id("experimentId", "Experiment")?,
+                    &input.string("anonId")?.unwrap_or_default(),
+                    input.string("sessionId")?.as_deref(),
+                )
+            },
+            |ctx, visitor| Box::pin(assignments::assign(ctx, visitor)),
+            vec![
+                Returned::Value(
+                    "variant",
+                    TypeRef::STRING,
+                    "The visitor's variant.",
+                    |a: &Assignment| Some(async_graphql::Value::from(a.variant.clone())),
+                ),
+                Returned::Value(
+                    "config",
+                    "JSON",
+                    "The variant's settings (its entry in the experiment's `variants`).",
+                    |a: &Assignment| async_graphql::Value::from_json(a.config.clone()).ok(),
+                ),
+            ],
         ),
         decide(
             "recommendationAccept",

@@ -100,6 +100,8 @@ struct Declaration {
     /// Whether the workflow changes the caller's memberships, so that its payload is read
     /// under the scope as it is afterwards.
     rescope: bool,
+    /// Input object types its input fields use (a list of events, say).
+    types: Vec<InputObject>,
 }
 
 impl Declaration {
@@ -110,6 +112,11 @@ impl Declaration {
             rescope: true,
             ..self
         }
+    }
+
+    /// The workflow's input fields use these input object types.
+    fn with_types(self, types: Vec<InputObject>) -> Self {
+        Self { types, ..self }
     }
 }
 
@@ -165,6 +172,7 @@ fn declare<I: Send + 'static, O: Send + Sync + 'static>(
         payload,
         body,
         rescope: false,
+        types: Vec::new(),
     }
 }
 
@@ -300,6 +308,9 @@ pub(super) fn register(mut builder: SchemaBuilder) -> (SchemaBuilder, Vec<Field>
     let mut fields = Vec::new();
     for mut declaration in declarations() {
         let prefix = crate::graphql::names::pascal(declaration.name);
+        for input_type in std::mem::take(&mut declaration.types) {
+            builder = builder.register(input_type);
+        }
         let fields_in = std::mem::take(&mut declaration.input);
         let takes_input = !fields_in.is_empty();
         if takes_input {

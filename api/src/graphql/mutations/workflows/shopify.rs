@@ -1,11 +1,14 @@
-//! The Shopify apps' workflows: installing shops, their settings, and products' versioned
-//! AI content.
+//! The Shopify apps' workflows: installing shops, their settings, products' versioned AI
+//! content, and the storefront's events.
 
-use async_graphql::dynamic::{InputValue, TypeRef};
+use async_graphql::Value as GqlValue;
+use async_graphql::dynamic::{InputObject, InputValue, TypeRef};
+use chrono::Utc;
 use uuid::Uuid;
 
 use super::{Declaration, Input, Returned, declare, text};
 use crate::domains::shopify::content::{self, NewRevision};
+use crate::domains::shopify::events::{self, Batch, Tracked};
 use crate::domains::shopify::shops::{self, Installation, Settings};
 use crate::error::ApiResult;
 use crate::graphql::mutations::Right;
@@ -116,7 +119,96 @@ pub(super) fn declarations() -> Vec<Declaration> {
             |ctx, id| Box::pin(content::restore(ctx, id)),
             revision_row(),
         ),
+        declare(
+            "eventsTrack",
+            "Stores a batch of 1 to 1,000 storefront events (as `POST /events` does), with \
+             the shop's ingest key in `X-Stratix-Ingest-Key`, or as the shop. An event whose \
+             id (with its `ts`) is already stored is skipped, so retries are safe. A batch \
+             with any bad event is refused whole: `userErrors` names each bad event's index \
+             and field (`[\"input\", \"events\", \"3\", \"type\"]`).",
+            Right::Storefront,
+            vec![
+                InputValue::new(
+                    "events",
+                    TypeRef::named_nn_list_nn("StorefrontEventInput"),
+                )
+                .description("1 to 1,000 events."),
+            ],
+            |input| {
+                let list = input.json("events")?.unwrap_or_default();
+                Batch::parse("input.events", &list, Utc::now())
+            },
+            |ctx, batch| Box::pin(events::track(ctx, batch)),
+            vec![
+                Returned::Value(
+                    "stored",
+                    TypeRef::INT,
+                    "How many events were stored now.",
+                    |t: &Tracked| Some(GqlValue::from(t.stored)),
+                ),
+                Returned::Value(
+                    "duplicates",
+                    TypeRef::INT,
+                    "How many were already stored (retries), and skipped.",
+                    |t: &Tracked| Some(GqlValue::from(t.duplicates)),
+                ),
+            ],
+        )
+        .with_types(vec![event_input()]),
     ]
+}
+
+/// One storefront event of `eventsTrack`.
+fn event_input() -> InputObject {
+    let field = |name: &str, ty: TypeRef, doc: &str| InputValue::new(name, ty).description(doc);
+    InputObject::new("StorefrontEventInput")
+        .description("A storefront event.")
+        .field(field(
+            "id",
+            TypeRef::named_nn(TypeRef::STRING),
+            "The client's id of the event, 1 to 128 characters: a retry sends the same id and ts.",
+        ))
+        .field(field(
+            "type",
+            TypeRef::named_nn(TypeRef::STRING),
+            "What happened: lower-case letters, digits and _ (`page_view`, `add_to_cart`, \
+             `purchase`).",
+        ))
+        .field(field(
+            "ts",
+            TypeRef::named_nn("DateTime"),
+            "When it happened (RFC 3339): within the last 7 days, at most a day ahead.",
+        ))
+        .field(field(
+            "anonId",
+            TypeRef::named_nn(TypeRef::STRING),
+            "The anonymous visitor's id.",
+        ))
+        .field(field(
+            "sessionId",
+            TypeRef::named(TypeRef::STRING),
+            "The visitor's session, if the storefront has one.",
+        ))
+        .field(field(
+            "props",
+            TypeRef::named("JSON"),
+            "Details, an object of at most 4,096 bytes (url, value, currency...).",
+        ))
+        .field(field(
+            "productId",
+            TypeRef::named(TypeRef::STRING),
+            "Shopify's id of the product concerned.",
+        ))
+        .field(field(
+            "experimentId",
+            TypeRef::named(TypeRef::ID),
+            "The global id of the shop's experiment the event belongs to.",
+        ))
+        .field(field(
+            "variant",
+            TypeRef::named(TypeRef::STRING),
+            "The experiment's variant the visitor saw.",
+        ))
 }
 
 fn shop_id() -> InputValue {
