@@ -539,6 +539,8 @@ async fn serve(binary: &Path, url: &str) -> anyhow::Result<(tokio::process::Chil
         .arg("serve")
         .env("DATABASE_URL", url)
         .env("JWT_SECRET", SECRET)
+        // Capacity, not the per-principal cost throttle (bench/throttle measures that).
+        .env("STRATIX_THROTTLE", "false")
         .env("STRATIX_LISTEN", &addr)
         .env("RUST_LOG", log)
         .stdout(Stdio::null())

@@ -312,6 +312,8 @@ async fn run(binary: &PathBuf, url: &str, knobs: &Knobs) -> anyhow::Result<()> {
             "STRATIX_ENCRYPTION_KEY",
             "YmVuY2gtb25seS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU=",
         )
+        // Capacity, not the per-principal cost throttle (bench/throttle measures that).
+        .env("STRATIX_THROTTLE", "false")
         .env("STRATIX_LISTEN", &addr)
         .env(
             "RUST_LOG",
