@@ -10,8 +10,11 @@
 //! Environment: `DATABASE_URL` (as for bench/queue: a PostgreSQL server to create the bench
 //! database on, or `sqlite://<new file>?mode=rwc`; default: a throwaway PostgreSQL cluster
 //! from the machine's server binaries), `FLOODERS` (connections of the flooding user, 16),
-//! `FLOOD_RATE` (its requests per second in all, 0: as fast as they answer), `SECONDS`
-//! (measured per phase, 10), `WARMUP` (2), `SERVER_LOG` (`warn`).
+//! `FLOOD_RATE` (its requests per second in all, 0: as fast as they answer),
+//! `CONTROL_RATE` (the control's requests per second, 100), `THROTTLE_MAXIMUM` and
+//! `THROTTLE_RESTORE_RATE` (the server's buckets, 10,000 points and 2,500/s, so that the
+//! control keeps within its own), `SECONDS` (measured per phase, 10), `WARMUP` (2),
+//! `SERVER_LOG` (`warn`).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -37,6 +40,9 @@ const FLOOD: &str = "{ aiTasks(first: 100) { nodes { id status taskName clone { 
 struct Knobs {
     flooders: usize,
     flood_rate: usize,
+    control_rate: usize,
+    maximum: usize,
+    restore_rate: usize,
     seconds: u64,
     warmup: u64,
 }
@@ -96,6 +102,7 @@ async fn serve(
     binary: &Path,
     url: &str,
     throttle: bool,
+    knobs: &Knobs,
 ) -> anyhow::Result<(tokio::process::Child, String)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -106,9 +113,19 @@ async fn serve(
         .arg("serve")
         .env("DATABASE_URL", url)
         .env("JWT_SECRET", SECRET)
+        // A throwaway key: the bench stores no secret, but PostgreSQL needs one to serve.
+        .env(
+            "STRATIX_ENCRYPTION_KEY",
+            "YmVuY2gtb25seS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU=",
+        )
         .env("STRATIX_LISTEN", &addr)
         .env("STRATIX_JOBS", "false")
         .env("STRATIX_THROTTLE", throttle.to_string())
+        .env("STRATIX_THROTTLE_MAXIMUM", knobs.maximum.to_string())
+        .env(
+            "STRATIX_THROTTLE_RESTORE_RATE",
+            knobs.restore_rate.to_string(),
+        )
         .env("RUST_LOG", log)
         .stdout(Stdio::null())
         .kill_on_drop(true)
@@ -165,7 +182,8 @@ async fn phase(
         .pool_max_idle_per_host(flooders + 1)
         .build()?;
     let start = Instant::now();
-    let window = Duration::from_secs(knobs.warmup)..Duration::from_secs(knobs.warmup + knobs.seconds);
+    let window =
+        Duration::from_secs(knobs.warmup)..Duration::from_secs(knobs.warmup + knobs.seconds);
     let stop = Arc::new(AtomicBool::new(false));
     let (answered, throttled) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let mut flooding = Vec::new();
@@ -173,9 +191,8 @@ async fn phase(
         let (http, url, flood) = (http.clone(), url.to_owned(), flood.to_owned());
         let (stop, answered, throttled) = (stop.clone(), answered.clone(), throttled.clone());
         let window = window.clone();
-        let pace = (knobs.flood_rate > 0).then(|| {
-            Duration::from_secs_f64(flooders as f64 / knobs.flood_rate as f64)
-        });
+        let pace = (knobs.flood_rate > 0)
+            .then(|| Duration::from_secs_f64(flooders as f64 / knobs.flood_rate as f64));
         flooding.push(tokio::spawn(async move {
             let mut tick = pace.map(tokio::time::interval);
             while !stop.load(Ordering::Relaxed) {
@@ -187,14 +204,22 @@ async fn phase(
                     continue;
                 }
                 match code {
-                    Ok(Some(code)) if code == "THROTTLED" => throttled.fetch_add(1, Ordering::Relaxed),
+                    Ok(Some(code)) if code == "THROTTLED" => {
+                        throttled.fetch_add(1, Ordering::Relaxed)
+                    }
                     _ => answered.fetch_add(1, Ordering::Relaxed),
                 };
             }
         }));
     }
     let mut measured = Measured::default();
+    // The control keeps within its budget, as a well-behaved client does.
+    let mut pace = tokio::time::interval(Duration::from_secs_f64(
+        1.0 / knobs.control_rate.max(1) as f64,
+    ));
+    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while start.elapsed() < window.end {
+        pace.tick().await;
         let began = Instant::now();
         let code = post(&http, url, control, CONTROL).await;
         let at = start.elapsed();
@@ -250,12 +275,16 @@ async fn run(binary: &Path, url: &str, knobs: &Knobs) -> anyhow::Result<()> {
     let flood = format!("Bearer {}", token(flooder)?);
     let control = format!("Bearer {}", token(controller)?);
     println!(
-        "{} flooding connections ({}); {} s measured per phase",
+        "{} flooding connections ({}); the control at {} requests/s; buckets of {} points \
+         restoring {}/s; {} s measured per phase",
         knobs.flooders,
         match knobs.flood_rate {
             0 => "as fast as answered".to_owned(),
             n => format!("{n} requests/s in all"),
         },
+        knobs.control_rate,
+        knobs.maximum,
+        knobs.restore_rate,
         knobs.seconds
     );
     println!();
@@ -268,7 +297,7 @@ async fn run(binary: &Path, url: &str, knobs: &Knobs) -> anyhow::Result<()> {
         ("flood, throttle on", true, knobs.flooders),
         ("flood, throttle off", false, knobs.flooders),
     ] {
-        let (mut server, url) = serve(binary, url, throttle).await?;
+        let (mut server, url) = serve(binary, url, throttle, knobs).await?;
         let measured = phase(&url, &control, &flood, flooders, knobs).await;
         let _ = server.kill().await;
         report(name, measured?, knobs.seconds);
@@ -281,6 +310,9 @@ async fn main() -> anyhow::Result<()> {
     let knobs = Knobs {
         flooders: setting("FLOODERS", 16),
         flood_rate: setting("FLOOD_RATE", 0),
+        control_rate: setting("CONTROL_RATE", 100),
+        maximum: setting("THROTTLE_MAXIMUM", 10_000),
+        restore_rate: setting("THROTTLE_RESTORE_RATE", 2_500),
         seconds: setting("SECONDS", 10) as u64,
         warmup: setting("WARMUP", 2) as u64,
     };
