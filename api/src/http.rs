@@ -241,6 +241,27 @@ async fn respond(
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 
 /// Whether `batch` holds a mutation (then it runs in a write transaction).
+/// Runs a request's operations. Those of a batch that writes share one transaction and run
+/// one after another, as one operation's mutations do: async-graphql would run them at
+/// once, and a statement of one could then run inside another's step on the service's
+/// account (`RequestDb::as_service`), or the step's with the caller's claims.
+async fn run_operations(
+    schema: &async_graphql::dynamic::Schema,
+    batch: BatchRequest,
+    access: Access,
+) -> BatchResponse {
+    match batch {
+        BatchRequest::Batch(requests) if access == Access::Write => {
+            let mut responses = Vec::with_capacity(requests.len());
+            for request in requests {
+                responses.push(schema.execute(request).await);
+            }
+            BatchResponse::Batch(responses)
+        }
+        batch => schema.execute_batch(batch).await,
+    }
+}
+
 fn access_of(batch: &mut BatchRequest) -> Access {
     let mutates = |request: &mut async_graphql::Request| {
         // Most requests are queries: look for the keyword before parsing. The parsed
@@ -419,7 +440,11 @@ async fn execute(
             BatchRequest::Batch(requests.into_iter().map(|r| request.attach(r)).collect())
         }
     };
-    let response = count_statements(counter.clone(), state.schema.execute_batch(batch)).await;
+    let response = count_statements(
+        counter.clone(),
+        run_operations(&state.schema, batch, access),
+    )
+    .await;
     let response = match response {
         BatchResponse::Single(response) => {
             BatchResponse::Single(with_cost(response, &charge, &costs[0]))

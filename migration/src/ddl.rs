@@ -133,6 +133,21 @@ pub async fn sql(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
     Ok(())
 }
 
+/// Drops trigger `name` of `table`, and on PostgreSQL the trigger function it ran.
+pub async fn drop_trigger(
+    manager: &SchemaManager<'_>,
+    name: &str,
+    table: &str,
+    function: &str,
+) -> Result<(), DbErr> {
+    let drop = if Ddl::of(manager).is_postgres() {
+        format!("DROP TRIGGER IF EXISTS {name} ON {table}; DROP FUNCTION IF EXISTS {function}()")
+    } else {
+        format!("DROP TRIGGER IF EXISTS {name}")
+    };
+    sql(manager, &drop).await
+}
+
 /// Runs SQL on PostgreSQL only (GIN indexes, policies, partitions).
 pub async fn postgres_only(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
     if Ddl::of(manager).is_postgres() {

@@ -82,9 +82,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000031_add_message_counters_and_pii::Migration),
             Box::new(m20261207_000032_add_order_review_states::Migration),
             Box::new(m20261207_000040_guard_change_events::Migration),
+            Box::new(m20261207_000060_add_webhook_delivery_leases::Migration),
             Box::new(m20261207_000070_add_customer_last_order::Migration),
             Box::new(m20261207_000071_add_integration_keys::Migration),
-            Box::new(m20261207_000060_add_webhook_delivery_leases::Migration),
         ]
     }
 }

@@ -6,7 +6,7 @@
 use sea_orm_migration::{prelude::*, schema::*};
 
 use crate::catalog::MESSAGE_COUNTS_TRIGGER;
-use crate::ddl::{Ddl, replace_check, sql};
+use crate::ddl::{Ddl, drop_trigger, replace_check, sql};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -76,22 +76,13 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if Ddl::of(manager).is_postgres() {
-            sql(
-                manager,
-                &format!(
-                    "DROP TRIGGER IF EXISTS {MESSAGE_COUNTS_TRIGGER} ON messages; \
-                     DROP FUNCTION IF EXISTS conversations_follow_messages()"
-                ),
-            )
-            .await?;
-        } else {
-            sql(
-                manager,
-                &format!("DROP TRIGGER IF EXISTS {MESSAGE_COUNTS_TRIGGER}"),
-            )
-            .await?;
-        }
+        drop_trigger(
+            manager,
+            MESSAGE_COUNTS_TRIGGER,
+            "messages",
+            "conversations_follow_messages",
+        )
+        .await?;
         manager
             .alter_table(
                 Table::alter()

@@ -4,7 +4,7 @@
 use sea_orm_migration::prelude::*;
 
 use crate::catalog::CUSTOMER_LAST_ORDER_TRIGGER;
-use crate::ddl::{Ddl, sql};
+use crate::ddl::{Ddl, drop_trigger, sql};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -48,21 +48,12 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if Ddl::of(manager).is_postgres() {
-            sql(
-                manager,
-                &format!(
-                    "DROP TRIGGER IF EXISTS {CUSTOMER_LAST_ORDER_TRIGGER} ON orders; \
-                     DROP FUNCTION IF EXISTS customers_follow_orders()"
-                ),
-            )
-            .await
-        } else {
-            sql(
-                manager,
-                &format!("DROP TRIGGER IF EXISTS {CUSTOMER_LAST_ORDER_TRIGGER}"),
-            )
-            .await
-        }
+        drop_trigger(
+            manager,
+            CUSTOMER_LAST_ORDER_TRIGGER,
+            "orders",
+            "customers_follow_orders",
+        )
+        .await
     }
 }

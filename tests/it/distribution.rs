@@ -270,3 +270,30 @@ on_both_backends! {
         assert_eq!(foreign, None);
     }
 }
+
+on_both_backends! {
+    /// A batch of writes: every operation runs, in order, in the request's one
+    /// transaction (each `distributorCreate` takes a step on the service's account).
+    async fn a_batch_of_writes_runs_every_operation_in_one_transaction(t) {
+        let app = TestApp::new(t).await;
+        let ada = person(&app, "ada@example.com").await;
+        let batch: Vec<Value> = (0..8)
+            .map(|i| json!({ "query": CREATE, "variables": { "i": { "name": format!("Batch {i}") } } }))
+            .collect();
+        let request = axum::http::Request::post("/graphql")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {}", ada.token))
+            .body(axum::body::Body::from(Value::Array(batch).to_string()))
+            .unwrap();
+
+        let reply = app.send(request).await;
+
+        let answers = reply.body.as_array().unwrap_or_else(|| panic!("{}", reply.body));
+        for answer in answers {
+            assert!(answer.get("errors").is_none(), "{answer}");
+            assert_eq!(answer["data"]["distributorCreate"]["membership"]["role"], "owner", "{answer}");
+        }
+        assert_eq!(count(&app, "distributors").await, 8);
+        assert_eq!(count(&app, "user_profiles").await, 8);
+    }
+}
