@@ -84,6 +84,9 @@ pub struct TableSpec {
     /// A timestamp past which a row is gone: invisible at once to reads and writes, and
     /// deleted in the background (cache entries' `expires_at`; null: never expires).
     pub expires: Option<&'static str>,
+    /// Whether its changes go to the change feed (subscriptions). A stream written by the
+    /// thousand rows a second (storefront events) is read counted instead.
+    pub fed: bool,
 }
 
 /// A column whose full value only members of at least `full_to` read (and `service_role`);
@@ -226,6 +229,11 @@ impl TableSpec {
         Self { masked, ..self }
     }
 
+    /// The table, its changes kept out of the change feed.
+    pub const fn unfed(self) -> Self {
+        Self { fed: false, ..self }
+    }
+
     /// The table whose rows expire at the time in `column`.
     pub const fn expires(self, column: &'static str) -> Self {
         Self {
@@ -273,6 +281,7 @@ const fn table(
         tree: None,
         masked: &[],
         expires: None,
+        fed: true,
     }
 }
 
@@ -372,7 +381,8 @@ pub const TABLES: &[TableSpec] = &[
         .type_name("CacheEntry")
         .expires("expires_at")
         .writes(Writes::CRUD.upsert_on(&["shop_id", "key"])),
-    shop("events", "shopify", false),
+    // Counted into experiment results rather than fed to subscribers, one by one.
+    shop("events", "shopify", false).unfed(),
     shop("orders_cache", "shopify", true)
         .type_name("CachedOrder")
         .writes(
@@ -591,6 +601,7 @@ pub const CRITICAL_INDEXES: &[&str] = &[
     "idx_events_shop_ts",
     "idx_events_shop_type_ts",
     "idx_events_experiment",
+    "idx_events_seq",
     "orders_cache_shop_id_order_id_key",
     "idx_orders_cache_shop",
     "idx_orders_cache_shop_created",
@@ -606,6 +617,7 @@ pub const CRITICAL_INDEXES: &[&str] = &[
     "idx_experiments_shop_status",
     "idx_experiments_shop_started",
     "idx_assignments_lookup",
+    "idx_assignments_visitor",
     "idx_assignments_experiment",
     "results_aggregates_unique_segment",
     "idx_results_aggregates_experiment",

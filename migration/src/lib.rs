@@ -37,6 +37,7 @@ mod m20261207_000040_guard_change_events;
 mod m20261207_000060_add_webhook_delivery_leases;
 mod m20261207_000070_add_customer_last_order;
 mod m20261207_000071_add_integration_keys;
+mod m20261207_000080_add_event_sequence;
 pub mod secure;
 
 pub use ddl::{SQLITE_NEW_UUID, SQLITE_NOW};
@@ -46,6 +47,7 @@ pub use m20261122_000012_create_change_feed::{
 };
 pub use m20261207_000013_create_idempotency_keys::IDEMPOTENCY_KEYS;
 pub use m20261207_000018_create_webhook_receipts::WEBHOOK_RECEIPTS;
+pub use m20261207_000080_add_event_sequence::EVENT_CURSORS;
 /// The AI task queue's claim order and states, as its indexes spell them.
 pub mod task_queue {
     pub use crate::m20261207_000019_add_ai_task_claim_index::{HELD, PENDING, PRIORITY_RANK};
@@ -85,6 +87,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000060_add_webhook_delivery_leases::Migration),
             Box::new(m20261207_000070_add_customer_last_order::Migration),
             Box::new(m20261207_000071_add_integration_keys::Migration),
+            Box::new(m20261207_000080_add_event_sequence::Migration),
         ]
     }
 }

@@ -22,18 +22,22 @@ pub fn first_tables() -> &'static [TableSpec] {
 
 /// Adds to the just-created catalog table `spec` what 000009 to 000012 gave the first
 /// tables: its `updated_at` trigger (if it has one) and, on PostgreSQL, the app role's
-/// grant, row-level security with its policies, and its change-feed trigger.
+/// grant, row-level security with its policies, and its change-feed trigger (if fed).
 pub async fn secure_table(manager: &SchemaManager<'_>, spec: &TableSpec) -> Result<(), DbErr> {
     let postgres = Ddl::of(manager).is_postgres();
     if let Some(ddl) = create_updated_at_trigger(spec, postgres) {
         sql(manager, &ddl).await?;
     }
     if postgres {
+        let feed = if spec.fed {
+            create_change_trigger(spec)
+        } else {
+            String::new()
+        };
         let ddl = format!(
-            "{};\n{}{}",
+            "{};\n{}{feed}",
             grant(std::slice::from_ref(spec)),
             create_policies(spec),
-            create_change_trigger(spec)
         );
         sql(manager, &ddl).await?;
     }

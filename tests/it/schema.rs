@@ -105,9 +105,10 @@ on_both_backends! {
         let report = check::run(&t.db).await.unwrap();
         assert!(report.passed(), "check after up, down, up:\n{report}");
         // The catalog's tables, seaql_migrations, the stored answers of idempotent
-        // requests, the receipts of webhooks, and on PostgreSQL the change feed's retention
-        // (`change_events`): infrastructure rather than tenant data.
-        let extra = if t.is_postgres() { 4 } else { 3 };
+        // requests, the receipts of webhooks, the watermarks of `events` readers, and on
+        // PostgreSQL the change feed's retention (`change_events`): infrastructure rather
+        // than tenant data.
+        let extra = if t.is_postgres() { 5 } else { 4 };
         assert_eq!(introspect::tables(&t.db).await.unwrap().len(), TABLES.len() + extra);
     }
 

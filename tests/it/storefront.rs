@@ -14,7 +14,7 @@ use crate::common::{TestDb, fixtures, on_both_backends};
 const TRACK: &str = "mutation($i: EventsTrackInput!) { m: eventsTrack(input: $i) { stored duplicates userErrors { field code message } } }";
 const ASSIGN: &str = "mutation($i: ExperimentAssignInput!) { m: experimentAssign(input: $i) { variant config userErrors { field code message } } }";
 
-async fn ingest_key(t: &TestDb, shop: Uuid) -> String {
+pub(crate) async fn ingest_key(t: &TestDb, shop: Uuid) -> String {
     let rows = t
         .query(
             "SELECT ingest_key FROM shops WHERE id = $1",
@@ -39,7 +39,7 @@ fn event(id: &str, kind: &str) -> Value {
     json!({ "id": id, "type": kind, "ts": ts, "anonId": "visitor-1", "sessionId": "s1", "props": { "url": "/products/hat" } })
 }
 
-fn post_events(key: Option<&str>, body: &Value) -> Request<Body> {
+pub(crate) fn post_events(key: Option<&str>, body: &Value) -> Request<Body> {
     let mut request = Request::post("/events").header("content-type", "application/json");
     if let Some(key) = key {
         request = request.header("x-stratix-ingest-key", key);
@@ -48,7 +48,7 @@ fn post_events(key: Option<&str>, body: &Value) -> Request<Body> {
 }
 
 /// A GraphQL operation sent with the storefront's ingest key.
-fn with_key(key: &str, query: &str, variables: Value) -> Request<Body> {
+pub(crate) fn with_key(key: &str, query: &str, variables: Value) -> Request<Body> {
     Request::post("/graphql")
         .header("content-type", "application/json")
         .header("x-stratix-ingest-key", key)
@@ -58,11 +58,16 @@ fn with_key(key: &str, query: &str, variables: Value) -> Request<Body> {
         .unwrap()
 }
 
-fn experiment_gid(id: Uuid) -> String {
+pub(crate) fn experiment_gid(id: Uuid) -> String {
     format!("gid://stratix/Experiment/{id}")
 }
 
-async fn running_experiment(app: &TestApp, shop: Uuid, name: &str, allocation: Value) -> Uuid {
+pub(crate) async fn running_experiment(
+    app: &TestApp,
+    shop: Uuid,
+    name: &str,
+    allocation: Value,
+) -> Uuid {
     let experiment = fixtures::experiment(&app.t.db, shop, name).await;
     let variants: serde_json::Map<String, Value> = allocation
         .as_object()

@@ -180,7 +180,13 @@ pub fn register(mut builder: SchemaBuilder) -> SchemaBuilder {
         .register(
             Enum::new("ChangeTable")
                 .description("A table, as `rowChanged` names it.")
-                .items(tables().all.iter().map(|t| screaming(t.name))),
+                .items(
+                    tables()
+                        .all
+                        .iter()
+                        .filter(|t| t.spec.is_some_and(|spec| spec.fed))
+                        .map(|t| screaming(t.name)),
+                ),
         )
         .register(event_object(
             "RowChange",
@@ -306,7 +312,12 @@ async fn row_changed<'a>(ctx: ResolverContext<'a>) -> async_graphql::Result<Even
                     })
             })
             .collect::<async_graphql::Result<_>>()?,
-        _ => (0..tables().all.len()).collect(),
+        _ => tables()
+            .all
+            .iter()
+            .filter(|t| t.spec.is_some_and(|spec| spec.fed))
+            .map(|t| t.index)
+            .collect(),
     };
     let ops: Vec<Op> = match ctx.args.get("ops") {
         Some(list) if !list.is_null() => list

@@ -16,6 +16,13 @@ pub struct Model {
     pub session_id: String,
     pub variant: String,
     pub assigned_at: DateTimeUtc,
+    /// When the visitor first saw the experiment (their first exposure event).
+    pub exposed_at: Option<DateTimeUtc>,
+    /// When the exposed visitor first purchased.
+    pub converted_at: Option<DateTimeUtc>,
+    /// The visitor's segment (the exposure's `props.device`), for per-segment results.
+    #[sea_orm(column_type = "String(StringLen::N(32))")]
+    pub segment: Option<String>,
     pub shop_id: Uuid,
     #[sea_orm(belongs_to, from = "experiment_id", to = "id")]
     pub experiment: BelongsTo<super::experiments::Entity>,

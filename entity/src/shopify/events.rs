@@ -26,6 +26,8 @@ pub struct Model {
     pub experiment_id: Option<String>,
     /// The experiment variant the visitor saw, if any.
     pub variant: Option<String>,
+    /// The order events arrived in: counting readers keep their place by it.
+    pub seq: i64,
     pub shop_id: Uuid,
     #[sea_orm(belongs_to, from = "shop_id", to = "id")]
     pub shop: BelongsTo<super::shops::Entity>,

@@ -2,15 +2,18 @@
 //! experiment's variants and allocations and moves it draft -> running <-> paused ->
 //! completed -> archived; [`patches`] applies changes to the storefront as numbered
 //! patches per target, rolls the latest back with a new patch (never deleting one), and
-//! turns accepted recommendations into patches; [`results`] keeps each variant's
-//! Beta-Binomial posterior ([`stats`]) current, on demand and as a task of `stratix serve`;
-//! [`assignments`] puts a storefront's visitors in a running experiment's variants, sticky.
+//! turns accepted recommendations into patches; [`tally`] counts storefront events into
+//! each variant's results from a watermark, a task of `stratix serve`, and [`results`]
+//! keeps each variant's Beta-Binomial posterior ([`stats`]) current, after each count and
+//! on demand; [`assignments`] puts a storefront's visitors in a running experiment's
+//! variants, sticky.
 
 pub mod assignments;
 pub mod lifecycle;
 pub mod patches;
 pub mod results;
 pub mod stats;
+pub mod tally;
 
 use std::time::Duration;
 
@@ -18,13 +21,14 @@ use sea_orm::DatabaseConnection;
 
 use crate::realtime::Broker;
 
-/// How often the posteriors of running experiments are refreshed.
+/// How often new events are counted into the results of running experiments.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(10);
 
 /// One pass of the results refresher (a background job of `stratix serve`, every
-/// [`REFRESH_EVERY`]): the posteriors of running experiments; subscribers hear what changed.
+/// [`REFRESH_EVERY`]): the events that arrived since the last pass are counted, and the
+/// touched experiments' posteriors refreshed; subscribers hear what changed.
 pub async fn refresh_results(db: &DatabaseConnection, broker: &Broker) -> ApiResult<()> {
-    broker.publish(results::refresh_running(db).await?);
+    broker.publish(tally::tally(db).await?);
     Ok(())
 }
 

@@ -1,16 +1,20 @@
 //! Experiment results: each variant's Beta-Binomial posterior ([`stats`]) from its
-//! `results_aggregates` row (`visitors`, `purchase`; the overall row, segment null),
-//! written into `posterior`. `experimentResultsUpdated` subscribers hear every change.
+//! `results_aggregates` row (`visitors`, `purchase`), written into `posterior`: for all
+//! visitors (segment null) against the control's, and in each segment against the
+//! control's in that segment (none where the segment has no control row).
+//! `experimentResultsUpdated` subscribers hear every change.
 
 use sea_orm::sea_query::{Expr, ExprTrait, LockType, Query};
-use sea_orm::{ConnectionTrait, DatabaseConnection};
+use std::collections::BTreeMap;
+
+use sea_orm::ConnectionTrait;
 use serde_json::Value as Json;
 use uuid::Uuid;
 
 use super::lifecycle::CONTROL;
 use super::may_manage;
 use super::stats::{Beta, Posterior};
-use crate::domains::{ServiceWork, WriteCtx};
+use crate::domains::WriteCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::realtime::Write;
 use crate::tables::tables;
@@ -39,14 +43,13 @@ pub async fn refresh(ctx: &WriteCtx<'_>, experiment: Uuid) -> ApiResult<u64> {
             "purchase",
             "posterior",
             "shop_id",
+            "segment",
         ])
         .and_where(Expr::col("experiment_id").eq(experiment))
-        .and_where(Expr::col("segment").is_null())
         .cond_where(ctx.scope.write_condition(results)?)
         .lock(LockType::Update);
-    let rows = ctx.db.query_all(&select).await?;
-    let mut variants = Vec::with_capacity(rows.len());
-    for row in &rows {
+    let mut segments: BTreeMap<Option<String>, Vec<Variant>> = BTreeMap::new();
+    for row in ctx.db.query_all(&select).await? {
         let visitors: i32 = row.try_get_by_index(2)?;
         let purchases: i32 = row.try_get_by_index(3)?;
         let count = |n: i32| u64::try_from(n).unwrap_or(0);
@@ -54,8 +57,28 @@ pub async fn refresh(ctx: &WriteCtx<'_>, experiment: Uuid) -> ApiResult<u64> {
         let variant: String = row.try_get_by_index(1)?;
         let stored: Option<Json> = row.try_get_by_index(4)?;
         let ids: (Uuid, Uuid) = (row.try_get_by_index(0)?, row.try_get_by_index(5)?);
-        variants.push((variant, posterior, stored, ids));
+        let segment: Option<String> = row.try_get_by_index(6)?;
+        segments
+            .entry(segment)
+            .or_default()
+            .push((variant, posterior, stored, ids));
     }
+    let mut changed = 0;
+    for variants in segments.into_values() {
+        changed += write_posteriors(ctx, experiment, variants).await?;
+    }
+    Ok(changed)
+}
+
+/// A variant's name, posterior, stored `posterior` and (row id, shop).
+type Variant = (String, Beta, Option<Json>, (Uuid, Uuid));
+
+/// Writes the posteriors of one segment's variants that changed; returns how many.
+async fn write_posteriors(
+    ctx: &WriteCtx<'_>,
+    experiment: Uuid,
+    variants: Vec<Variant>,
+) -> ApiResult<u64> {
     let Some(control) = variants
         .iter()
         .find(|(name, ..)| name == CONTROL)
@@ -73,7 +96,7 @@ pub async fn refresh(ctx: &WriteCtx<'_>, experiment: Uuid) -> ApiResult<u64> {
         }
         let mut update = Query::update();
         update
-            .table(results.name)
+            .table("results_aggregates")
             .value("posterior", computed)
             .and_where(Expr::col("id").eq(id));
         ctx.db.execute(&update).await?;
@@ -98,25 +121,4 @@ fn same(stored: &Json, computed: &Json) -> bool {
         }
         _ => false,
     }
-}
-
-/// Refreshes the posteriors of every running experiment, as `service_role`, one
-/// transaction each; returns the writes, for the broker. Unchanged results are not
-/// written, so a quiet experiment costs one read.
-pub async fn refresh_running(db: &DatabaseConnection) -> ApiResult<Vec<Write>> {
-    let mut running = Query::select();
-    running
-        .from("experiments")
-        .column("id")
-        .and_where(Expr::col("status").eq("running"));
-    let mut writes = Vec::new();
-    for row in db.query_all(&running).await? {
-        let experiment: Uuid = row.try_get_by_index(0)?;
-        let work = ServiceWork::begin(db).await?;
-        let refreshed = refresh(&work.ctx(), experiment).await;
-        let published = work.finish(refreshed.is_ok()).await?;
-        refreshed?;
-        writes.extend(published);
-    }
-    Ok(writes)
 }

@@ -18,6 +18,7 @@ use serde_json::{Map, Value as Json};
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
+use super::sequence;
 use crate::auth::Principal;
 use crate::domains::WriteCtx;
 use crate::error::{ApiError, ApiResult, InputCode};
@@ -385,10 +386,11 @@ async fn check_experiments(ctx: &WriteCtx<'_>, shop: Uuid, batch: &Batch) -> Api
     }
 }
 
-/// One multi-row `INSERT ... ON CONFLICT DO NOTHING`.
+/// One multi-row `INSERT ... ON CONFLICT DO NOTHING`, its events numbered in arrival
+/// order ([`sequence`]).
 async fn insert(ctx: &WriteCtx<'_>, shop: Uuid, batch: &Batch) -> ApiResult<Tracked> {
-    let mut insert = Query::insert();
-    insert.into_table("events").columns([
+    let first = sequence::number(ctx.db).await?;
+    let mut columns = vec![
         "id",
         "shop_id",
         "anon_id",
@@ -399,21 +401,31 @@ async fn insert(ctx: &WriteCtx<'_>, shop: Uuid, batch: &Batch) -> ApiResult<Trac
         "product_id",
         "experiment_id",
         "variant",
-    ]);
-    for event in &batch.events {
+    ];
+    if first.is_some() {
+        columns.push("seq");
+    }
+    let mut insert = Query::insert();
+    insert.into_table("events").columns(columns);
+    for (n, event) in (0i64..).zip(&batch.events) {
+        let seq = first.map(|first| Expr::val(first + n));
         insert
-            .values([
-                Expr::val(row_id(shop, &event.client_id, event.ts)),
-                Expr::val(shop),
-                Expr::val(event.anon_id.as_str()),
-                Expr::val(event.session_id.as_str()),
-                Expr::val(event.event_type.as_str()),
-                Expr::val(event.ts),
-                Expr::val(event.props.clone()),
-                Expr::val(event.product_id.clone()),
-                Expr::val(event.experiment.map(|id| id.to_string())),
-                Expr::val(event.variant.clone()),
-            ])
+            .values(
+                [
+                    Expr::val(row_id(shop, &event.client_id, event.ts)),
+                    Expr::val(shop),
+                    Expr::val(event.anon_id.as_str()),
+                    Expr::val(event.session_id.as_str()),
+                    Expr::val(event.event_type.as_str()),
+                    Expr::val(event.ts),
+                    Expr::val(event.props.clone()),
+                    Expr::val(event.product_id.clone()),
+                    Expr::val(event.experiment.map(|id| id.to_string())),
+                    Expr::val(event.variant.clone()),
+                ]
+                .into_iter()
+                .chain(seq),
+            )
             .map_err(|e| ApiError::Internal(e.to_string()))?;
     }
     insert.on_conflict(OnConflict::new().do_nothing().to_owned());

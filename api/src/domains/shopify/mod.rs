@@ -6,9 +6,11 @@
 //! an old one as a new version (history is never rewritten). Callers are the shop (its
 //! session token) or `service_role`. [`webhooks`] applies what Shopify's verified
 //! webhooks say, once per delivery. [`events`] stores the storefront's event batches
-//! (seed 004), once per event however often they are retried.
+//! (seed 004), once per event however often they are retried, numbered in arrival order
+//! by [`sequence`].
 
 pub mod content;
 pub mod events;
+pub mod sequence;
 pub mod shops;
 pub mod webhooks;
