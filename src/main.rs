@@ -71,14 +71,14 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
-    /// Make this month's and next month's `events` partitions (PostgreSQL) and apply the
-    /// retention; `stratix serve` does the same daily.
+    /// Make this month's and next month's `events` partitions (PostgreSQL) and apply each
+    /// shop's retention; `stratix serve` does the same daily.
     Partitions {
         #[command(flatten)]
         database: api::config::DatabaseConfig,
-        /// How many whole months of `events` to keep; 0 keeps everything.
-        #[arg(long, env = "STRATIX_EVENTS_RETENTION_MONTHS", default_value_t = api::ops::partitions::DEFAULT_RETENTION_MONTHS)]
-        retention_months: u32,
+        /// How many days of `events` a shop keeps when its `data_retention_days` does not say.
+        #[arg(long, env = "STRATIX_EVENTS_RETENTION_DAYS", default_value_t = api::domains::shopify::shops::DEFAULT_RETENTION_DAYS, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        retention_days: u32,
     },
     /// Manage the keys secrets are encrypted under.
     Keys {
@@ -297,10 +297,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Partitions {
             database,
-            retention_months,
+            retention_days,
         } => {
             let db = database.connect().await?;
-            let upkeep = api::ops::partitions::upkeep(&db, retention_months).await?;
+            // No subscriber listens to this process; PostgreSQL's triggers tell the servers.
+            let (upkeep, _writes) = api::ops::partitions::upkeep(&db, retention_days).await?;
             println!("events: {upkeep}");
         }
     }

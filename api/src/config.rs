@@ -131,10 +131,10 @@ pub struct Config {
     /// Whether GraphiQL is served at `/`.
     #[arg(long, env = "STRATIX_GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
     pub graphiql: bool,
-    /// How many whole months of storefront `events` are kept (seed 004: 90 days); 0 keeps
-    /// everything.
-    #[arg(long, env = "STRATIX_EVENTS_RETENTION_MONTHS", default_value_t = crate::ops::partitions::DEFAULT_RETENTION_MONTHS)]
-    pub events_retention_months: u32,
+    /// How many days of storefront `events` a shop keeps when its
+    /// `settings.data_retention_days` does not say (1..3650).
+    #[arg(long, env = "STRATIX_EVENTS_RETENTION_DAYS", default_value_t = crate::domains::shopify::shops::DEFAULT_RETENTION_DAYS, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub events_retention_days: u32,
     /// Persisted documents loaded at start: Apollo's persisted query manifest, or a JSON
     /// object of SHA-256 hash to document.
     #[arg(long, env = "STRATIX_PERSISTED_QUERIES")]

@@ -159,7 +159,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     ));
     let jobs = config
         .jobs
-        .then(|| ops::jobs::start(&state, config.events_retention_months));
+        .then(|| ops::jobs::start(&state, config.events_retention_days));
     // Safe on every instance at once (claims skip each other's rows), but off with the jobs.
     let deliverer = config.jobs.then(|| {
         domains::distribution::delivery::Deliverer::start(

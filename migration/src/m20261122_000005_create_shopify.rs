@@ -459,7 +459,7 @@ $fn$"#;
 /// Retention: drops the monthly partitions whose every row is older than `keep_months`
 /// months (the month's end is at or before `now() - keep_months months`), and returns how
 /// many it dropped. `events_default` is never dropped.
-const CREATE_DROP_PARTITIONS: &str = r#"
+pub(crate) const CREATE_DROP_PARTITIONS: &str = r#"
 CREATE OR REPLACE FUNCTION stratix_drop_event_partitions(keep_months integer)
 RETURNS integer
 LANGUAGE plpgsql

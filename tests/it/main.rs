@@ -34,6 +34,7 @@ mod privacy;
 mod protocols;
 mod realtime;
 mod results;
+mod retention;
 mod schema;
 mod shopify_journeys;
 mod shopify_webhooks;

@@ -44,9 +44,9 @@ impl Jobs {
 }
 
 /// Starts the jobs: the task lease sweep, the experiment results refresh, the expired rows
-/// sweep, audit retention, and `events` upkeep (partitions, keeping `retention_months`
-/// months).
-pub fn start(state: &AppState, retention_months: u32) -> Jobs {
+/// sweep, audit retention, and `events` upkeep (partitions, and each shop's retention, with
+/// `default_retention_days` where a shop's settings do not say).
+pub fn start(state: &AppState, default_retention_days: u32) -> Jobs {
     let jobs = [
         Job {
             name: "lease_sweep",
@@ -98,7 +98,9 @@ pub fn start(state: &AppState, retention_months: u32) -> Jobs {
             every: PARTITIONS_EVERY,
             pass: Box::new(move |state: AppState| {
                 Box::pin(async move {
-                    let upkeep = super::partitions::upkeep(&state.db, retention_months).await?;
+                    let (upkeep, writes) =
+                        super::partitions::upkeep(&state.db, default_retention_days).await?;
+                    state.realtime.publish(writes);
                     if upkeep != super::partitions::Upkeep::default() {
                         tracing::info!(?upkeep, "events upkeep: {upkeep}");
                     }

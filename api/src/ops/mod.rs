@@ -1,5 +1,5 @@
 //! Operations: schema and data checks (`stratix check`), backup and restore, `events`
-//! partitions, expired rows, the background jobs of `stratix serve`, and `/ready` and
+//! partitions and retention, expired rows, the background jobs of `stratix serve`, and `/ready` and
 //! `/metrics`.
 
 pub mod backup;
@@ -8,3 +8,4 @@ pub mod endpoints;
 pub mod expiry;
 pub mod jobs;
 pub mod partitions;
+pub mod retention;

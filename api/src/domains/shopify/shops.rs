@@ -28,6 +28,19 @@ const MAX_BRAND_VOICE: usize = 2_000;
 const MAX_LIMITS: usize = 32;
 /// `data_retention_days`' range.
 pub const RETENTION_DAYS: std::ops::RangeInclusive<i64> = 1..=3650;
+/// How many days of data a shop keeps when its settings do not say (seed 004's 90 days);
+/// `STRATIX_EVENTS_RETENTION_DAYS` overrides it.
+pub const DEFAULT_RETENTION_DAYS: u32 = 90;
+
+/// How many days of its data a shop with these `settings` keeps: its
+/// `data_retention_days`, or `default` when that is unset. The one rule retention follows.
+pub fn retention_days(settings: &Json, default: u32) -> i64 {
+    settings
+        .get("data_retention_days")
+        .and_then(Json::as_i64)
+        .filter(|days| RETENTION_DAYS.contains(days))
+        .unwrap_or(i64::from(default))
+}
 
 /// A shop being installed, checked.
 #[derive(Clone, Debug)]
@@ -426,5 +439,20 @@ mod tests {
         assert!(parse(serde_json::json!({}), Some(3650)).is_ok());
         assert!(Settings::parse(None, None, None, None, None).is_err());
         assert!(Settings::parse(None, Some("x".repeat(2001)), None, None, None).is_err());
+    }
+
+    #[test]
+    fn a_shop_keeps_its_own_retention_or_the_default() {
+        use serde_json::json;
+        assert_eq!(
+            retention_days(&json!({ "data_retention_days": 30 }), 90),
+            30
+        );
+        assert_eq!(retention_days(&json!({}), 90), 90);
+        assert_eq!(
+            retention_days(&json!({ "data_retention_days": "30" }), 90),
+            90
+        );
+        assert_eq!(retention_days(&json!({ "data_retention_days": 0 }), 45), 45);
     }
 }

@@ -62,7 +62,7 @@ pub(super) fn declarations() -> Vec<Declaration> {
                     "An object of limit name (a-z, 0-9, _) to a whole number >= 0, like                      `{\"patches_per_day\": 5}`; replaces the limits.",
                 ),
                 InputValue::new("dataRetentionDays", TypeRef::named(TypeRef::INT))
-                    .description("How long the shop's storefront events are kept: 1 to 3650."),
+                    .description("How many days the shop's storefront events are kept, and its data after an uninstall: 1 to 3650 (unset: STRATIX_EVENTS_RETENTION_DAYS, 90)."),
                 InputValue::new("allowWriteProducts", TypeRef::named(TypeRef::BOOLEAN))
                     .description("Whether the apps may change the shop's products."),
             ],
