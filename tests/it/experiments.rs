@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::common::app::{Reply, TestApp};
+use crate::common::server::{Client, Server};
 use crate::common::{fixtures, on_both_backends};
 
 fn user_errors(reply: &Reply) -> Value {
@@ -28,6 +29,34 @@ async fn move_experiment(app: &TestApp, token: &str, name: &str, id: &str) -> Re
         name,
         "experiment { status startedAt endedAt }",
         id,
+    )
+    .await
+}
+
+const WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A running experiment of `shop`, started `days` ago, with these guardrails.
+async fn running_since(
+    t: &crate::common::TestDb,
+    shop: uuid::Uuid,
+    status: &str,
+    days: i64,
+    guardrails: Value,
+) -> uuid::Uuid {
+    let started = chrono::Utc::now() - chrono::Duration::days(days);
+    fixtures::row(
+        &t.db,
+        "experiments",
+        vec![
+            ("name", format!("{status} {days}d").into()),
+            ("target", "product_page:cta".into()),
+            ("allocation", json!({ "control": 0.5, "b": 0.5 }).into()),
+            ("variants", json!({ "control": {}, "b": {} }).into()),
+            ("status", status.into()),
+            ("started_at", started.into()),
+            ("guardrails", guardrails.into()),
+            ("shop_id", shop.into()),
+        ],
     )
     .await
 }
@@ -201,5 +230,63 @@ on_both_backends! {
         assert_eq!(nodes[1]["posterior"]["probBeatControl"], 0.5);
         let mobile = app.query("{ resultsAggregates(filter: {segment: {eq: \"mobile\"}}) { nodes { posterior } } }", json!({})).await;
         assert!(mobile.data()["resultsAggregates"]["nodes"][0]["posterior"].is_null());
+    }
+
+    /// Guardrails are whole numbers in range and nothing else, or the experiment is not
+    /// written.
+    async fn guardrails_are_checked_when_an_experiment_is_made(t) {
+        let app = TestApp::new(t).await;
+        fixtures::shop(&app.t.db, "rails.myshopify.com").await;
+        let token = TestApp::shop_token("rails.myshopify.com");
+        let create = "mutation($i: ExperimentCreateInput!) { m: experimentCreate(input: $i) { experiment { guardrails } userErrors { field code message } } }";
+        let with = |guardrails: Value| json!({ "i": { "name": "cta", "target": "product_page:cta", "variants": { "control": {}, "b": {} }, "allocation": { "control": 0.5, "b": 0.5 }, "guardrails": guardrails } });
+        let mut refused = Vec::new();
+        for bad in [json!({ "max_duration_days": 0 }), json!({ "max_duration_days": 366 }), json!({ "max_duration_days": 2.5 }), json!({ "min_sample": -1 }), json!({ "stop_when": "worse" }), json!([7])] {
+            refused.push(app.graphql(Some(&token), create, with(bad)).await);
+        }
+        let written_after_refusals = app.t.query("SELECT id FROM experiments", vec![]).await.len();
+
+        let made = app.graphql(Some(&token), create, with(json!({ "max_duration_days": 365, "min_sample": 0 }))).await;
+
+        for reply in &refused {
+            assert_eq!(user_errors(reply)[0]["field"], json!(["input", "guardrails"]), "{}", reply.body);
+            assert_eq!(user_errors(reply)[0]["code"], "INVALID");
+        }
+        assert_eq!(written_after_refusals, 0);
+        assert_eq!(user_errors(&made), json!([]), "{}", made.body);
+        assert_eq!(made.data()["m"]["experiment"]["guardrails"], json!({ "max_duration_days": 365, "min_sample": 0 }));
+    }
+
+    /// The results refresh completes a running experiment that ran its max_duration_days
+    /// and no other; the shop's subscribers hear it.
+    async fn max_duration_days_ends_a_running_experiment(t) {
+        let t = t.migrated().await;
+        let shop = fixtures::shop(&t.db, "limits.myshopify.com").await;
+        let token = TestApp::shop_token("limits.myshopify.com");
+        let due = running_since(&t, shop, "running", 8, json!({ "max_duration_days": 7 })).await;
+        let young = running_since(&t, shop, "running", 8, json!({ "max_duration_days": 30 })).await;
+        let paused = running_since(&t, shop, "paused", 8, json!({ "max_duration_days": 7 })).await;
+        let unbounded = running_since(&t, shop, "running", 300, json!({})).await;
+        let server = Server::start(t.db.clone()).await;
+        let mut client = Client::connect(server.addr, false).await;
+        client.init(&token).await;
+        client.subscribe("rows", "subscription { rowChanged(tables: [EXPERIMENTS]) { op rowId node { ... on Experiment { status } } } }", json!({})).await;
+        server.subscribed(1).await;
+
+        api::domains::experiments::refresh_results(&t.db, &server.broker).await.unwrap();
+        let heard = client.until("rows", WAIT, |e| e["data"]["rowChanged"]["op"] == "UPDATE").await;
+        api::domains::experiments::refresh_results(&t.db, &server.broker).await.unwrap();
+
+        assert_eq!(heard["data"]["rowChanged"]["rowId"], due.to_string(), "{heard}");
+        assert_eq!(heard["data"]["rowChanged"]["node"]["status"], "completed");
+        let rows = t.query("SELECT id, status, ended_at FROM experiments", vec![]).await;
+        let states: std::collections::HashMap<uuid::Uuid, (String, bool)> = rows
+            .iter()
+            .map(|r| (r.try_get("", "id").unwrap(), (r.try_get("", "status").unwrap(), r.try_get::<Option<chrono::DateTime<chrono::Utc>>>("", "ended_at").unwrap().is_some())))
+            .collect();
+        assert_eq!(states[&due], ("completed".to_owned(), true));
+        assert_eq!(states[&young], ("running".to_owned(), false));
+        assert_eq!(states[&paused], ("paused".to_owned(), false));
+        assert_eq!(states[&unbounded], ("running".to_owned(), false));
     }
 }

@@ -24,7 +24,8 @@ pub struct Model {
     pub ended_at: Option<DateTimeUtc>,
     /// The metric that decides the winner, e.g. `purchase_rate`.
     pub primary_metric: String,
-    /// Stop rules: minimum sample, maximum days, segments that must not regress.
+    /// Stop rules: `{"max_duration_days": 1..365, "min_sample": >= 0}`, nothing else; a
+    /// running experiment is completed once it has run `max_duration_days`.
     #[sea_orm(column_type = "JsonBinary")]
     pub guardrails: Json,
     /// `draft`, `running`, `paused`, `completed` or `archived`.

@@ -70,7 +70,8 @@ impl Status {
 
 /// The rule the generated experiment writes apply: `allocation` maps each variant to its
 /// share, shares in (0, 1] summing to 1, `control` among them; `variants` is an object
-/// with `control` among its keys.
+/// with `control` among its keys; `guardrails` as [`super::guardrails::Guardrails`] reads
+/// them.
 pub fn rule(column: &str, value: &Value) -> Result<(), (InputCode, String)> {
     let Value::Json(Some(json)) = value else {
         return Ok(());
@@ -78,6 +79,7 @@ pub fn rule(column: &str, value: &Value) -> Result<(), (InputCode, String)> {
     let checked = match column {
         "allocation" => allocation(json).map(|_| ()),
         "variants" => variants(json).map(|_| ()),
+        "guardrails" => super::guardrails::Guardrails::parse(json).map(|_| ()),
         _ => Ok(()),
     };
     checked.map_err(|message| (InputCode::Invalid, message))

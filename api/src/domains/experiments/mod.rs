@@ -6,9 +6,11 @@
 //! each variant's results from a watermark, a task of `stratix serve`, and [`results`]
 //! keeps each variant's Beta-Binomial posterior ([`stats`]) current, after each count and
 //! on demand; [`assignments`] puts a storefront's visitors in a running experiment's
-//! variants, sticky.
+//! variants, sticky; [`guardrails`] are checked on every write and end an experiment that
+//! ran its course.
 
 pub mod assignments;
+pub mod guardrails;
 pub mod lifecycle;
 pub mod patches;
 pub mod results;
@@ -26,9 +28,11 @@ pub const REFRESH_EVERY: Duration = Duration::from_secs(10);
 
 /// One pass of the results refresher (a background job of `stratix serve`, every
 /// [`REFRESH_EVERY`]): the events that arrived since the last pass are counted, and the
-/// touched experiments' posteriors refreshed; subscribers hear what changed.
+/// touched experiments' posteriors refreshed; then the experiments whose [`guardrails`]
+/// end them are completed; subscribers hear what changed.
 pub async fn refresh_results(db: &DatabaseConnection, broker: &Broker) -> ApiResult<()> {
     broker.publish(tally::tally(db).await?);
+    broker.publish(guardrails::end_overdue(db).await?);
     Ok(())
 }
 
