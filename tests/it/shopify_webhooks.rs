@@ -96,4 +96,56 @@ on_both_backends! {
         let shops = app.query("{ shops { nodes { rowId } } }", json!({})).await;
         assert_eq!(shops.data()["shops"]["nodes"], json!([{ "rowId": kept }]));
     }
+
+    /// An order's attribution holds where it came from and, through its
+    /// `_stratix_anon_id` cart attribute, the visitor's variants in the shop's own
+    /// experiments; another shop's assignments never match.
+    async fn orders_are_attributed_to_the_visitors_variants_in_the_shops_experiments(t) {
+        let app = TestApp::new(t).await;
+        let (mine, theirs) = ("attr.myshopify.com", "rival.myshopify.com");
+        let shop = fixtures::shop(&app.t.db, mine).await;
+        let rival = fixtures::shop(&app.t.db, theirs).await;
+        let experiment = fixtures::experiment(&app.t.db, shop, "cta").await;
+        let other_experiment = fixtures::experiment(&app.t.db, rival, "cta").await;
+        let assign = |shop: uuid::Uuid, experiment: uuid::Uuid, anon: &'static str, variant: &'static str| {
+            let db = &app.t.db;
+            async move {
+                fixtures::row(db, "assignments", vec![
+                    ("experiment_id", experiment.into()), ("anon_id", anon.into()), ("session_id", "s".into()),
+                    ("variant", variant.into()), ("shop_id", shop.into()),
+                ]).await;
+            }
+        };
+        assign(shop, experiment, "visitor-1", "b").await;
+        assign(rival, other_experiment, "visitor-1", "control").await;
+        assign(rival, other_experiment, "visitor-2", "b").await;
+        let order = |id: u64, anon: &str| json!({
+            "id": id, "total_price": "10.00", "source_name": "web", "landing_site": "/products/hat?utm_source=news",
+            "referring_site": "https://news.example.com/", "note_attributes": [{ "name": "gift", "value": "no" }, { "name": "_stratix_anon_id", "value": anon }],
+        }).to_string();
+        let bare = json!({ "id": 4, "total_price": "1.00" }).to_string();
+
+        let replies = [
+            deliver(&app, SHOPIFY_SECRET, mine, "orders/create", "o-1", &order(1, "visitor-1")).await,
+            deliver(&app, SHOPIFY_SECRET, mine, "orders/updated", "o-2", &order(1, "visitor-1")).await,
+            deliver(&app, SHOPIFY_SECRET, mine, "orders/create", "o-3", &order(2, "visitor-2")).await,
+            deliver(&app, SHOPIFY_SECRET, theirs, "orders/create", "o-4", &order(3, "nobody")).await,
+            deliver(&app, SHOPIFY_SECRET, mine, "orders/create", "o-5", &bare).await,
+        ];
+
+        for reply in &replies {
+            assert_eq!(reply.status, 200, "{}", reply.body);
+        }
+        let cached = app.query("{ ordersCache(orderBy: [{field: ORDER_ID}]) { nodes { orderId attribution } } }", json!({})).await;
+        let from = json!({ "source_name": "web", "landing_site": "/products/hat?utm_source=news", "referring_site": "https://news.example.com/" });
+        let mut attributed = from.clone();
+        attributed["anon_id"] = json!("visitor-1");
+        attributed["experiments"] = json!([{ "experimentId": format!("gid://stratix/Experiment/{experiment}"), "variant": "b" }]);
+        assert_eq!(cached.data()["ordersCache"]["nodes"], json!([
+            { "orderId": "1", "attribution": attributed },
+            { "orderId": "2", "attribution": from },
+            { "orderId": "3", "attribution": from },
+            { "orderId": "4", "attribution": { "source_name": null, "landing_site": null, "referring_site": null } },
+        ]), "{}", cached.body);
+    }
 }

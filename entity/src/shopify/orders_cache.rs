@@ -16,8 +16,9 @@ pub struct Model {
     pub subtotal: Option<Decimal>,
     /// The number of order lines.
     pub line_count: i32,
-    /// Where the order came from (source, landing and referring site) and the experiment
-    /// variant it is linked to.
+    /// Where the order came from: `source_name`, `landing_site`, `referring_site`, and, when
+    /// its `_stratix_anon_id` cart attribute names a visitor in the shop's experiments,
+    /// `anon_id` and `experiments` (`[{experimentId, variant}]`).
     #[sea_orm(column_type = "JsonBinary")]
     pub attribution: Option<Json>,
     /// When the order was placed in Shopify.

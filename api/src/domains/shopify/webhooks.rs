@@ -1,20 +1,22 @@
 //! What Shopify's webhooks change, once per delivery: the receipt (`webhook_receipts`) is
 //! written in the same transaction as the change, so a retried delivery is acknowledged
 //! and nothing else. Topics: `app/uninstalled`, `products/create|update|delete`,
-//! `orders/create|updated` (`orders_cache`), and the mandatory privacy topics:
-//! `customers/data_request` and `customers/redact` are recorded (the apps keep no
-//! customer records of a shop: orders are cached without their customer), `shop/redact`
-//! deletes every row of the shop.
+//! `orders/create|updated` (`orders_cache`, attributed to the visitor's experiment
+//! variants through the order's `_stratix_anon_id` cart attribute), and the mandatory
+//! privacy topics: `customers/data_request` and `customers/redact` are recorded (the apps
+//! keep no customer records of a shop: orders are cached without their customer),
+//! `shop/redact` deletes every row of the shop.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sea_orm::ConnectionTrait;
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Order, Query};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
 use crate::domains::WriteCtx;
 use crate::error::{ApiError, ApiResult};
+use crate::graphql::ids;
 use crate::realtime::Write;
 
 /// A webhook topic the apps subscribe to.
@@ -233,6 +235,7 @@ async fn upsert_order(ctx: &WriteCtx<'_>, shop: Uuid, payload: &Json) -> ApiResu
         .get("line_items")
         .and_then(Json::as_array)
         .map_or(0, Vec::len);
+    let attribution = attribution(ctx, shop, payload).await?;
     let mut upsert = Query::insert();
     upsert
         .into_table("orders_cache")
@@ -242,6 +245,7 @@ async fn upsert_order(ctx: &WriteCtx<'_>, shop: Uuid, payload: &Json) -> ApiResu
             "total",
             "subtotal",
             "line_count",
+            "attribution",
             "created_at",
             "shop_id",
         ])
@@ -251,13 +255,14 @@ async fn upsert_order(ctx: &WriteCtx<'_>, shop: Uuid, payload: &Json) -> ApiResu
             Expr::val(total),
             Expr::val(money("subtotal_price")?),
             Expr::val(i32::try_from(lines).unwrap_or(i32::MAX)),
+            Expr::val(attribution),
             Expr::val(created_at),
             Expr::val(shop),
         ])
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .on_conflict(
             OnConflict::columns(["shop_id", "order_id"])
-                .update_columns(["total", "subtotal", "line_count"])
+                .update_columns(["total", "subtotal", "line_count", "attribution"])
                 .to_owned(),
         )
         .returning(Query::returning().column("id"));
@@ -267,4 +272,51 @@ async fn upsert_order(ctx: &WriteCtx<'_>, shop: Uuid, payload: &Json) -> ApiResu
             .record(Write::update("orders_cache", id, Some(shop)));
     }
     Ok(())
+}
+
+/// The cart attribute the storefront script sets to the visitor's anonymous id, so an
+/// order can be traced to the experiments the visitor was in.
+pub const ANON_ID_ATTRIBUTE: &str = "_stratix_anon_id";
+
+/// Where an order came from: the order's `source_name`, `landing_site` and
+/// `referring_site`, and, when its [`ANON_ID_ATTRIBUTE`] names a visitor assigned in the
+/// shop's experiments, `anon_id` and `experiments` (`[{experimentId, variant}]`, global
+/// ids). Only `shop`'s assignments count.
+async fn attribution(ctx: &WriteCtx<'_>, shop: Uuid, payload: &Json) -> ApiResult<Json> {
+    let mut attribution = serde_json::Map::new();
+    for key in ["source_name", "landing_site", "referring_site"] {
+        let value = text(payload, key).map_or(Json::Null, Json::from);
+        attribution.insert(key.to_owned(), value);
+    }
+    let anon_id = payload
+        .get("note_attributes")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .find(|a| a.get("name").and_then(Json::as_str) == Some(ANON_ID_ATTRIBUTE))
+        .and_then(|a| text(a, "value"));
+    if let Some(anon_id) = anon_id {
+        let mut select = Query::select();
+        select
+            .from("assignments")
+            .columns(["experiment_id", "variant"])
+            .and_where(Expr::col("shop_id").eq(shop))
+            .and_where(Expr::col("anon_id").eq(anon_id))
+            .order_by("assigned_at", Order::Asc)
+            .order_by("experiment_id", Order::Asc);
+        let mut experiments = Vec::new();
+        for row in ctx.db.query_all(&select).await? {
+            let experiment: Uuid = row.try_get_by_index(0)?;
+            let variant: String = row.try_get_by_index(1)?;
+            experiments.push(serde_json::json!({
+                "experimentId": ids::encode("Experiment", experiment),
+                "variant": variant,
+            }));
+        }
+        if !experiments.is_empty() {
+            attribution.insert("anon_id".to_owned(), Json::from(anon_id));
+            attribution.insert("experiments".to_owned(), Json::Array(experiments));
+        }
+    }
+    Ok(Json::Object(attribution))
 }
