@@ -94,6 +94,24 @@ on_both_backends! {
         assert_eq!(again, Upkeep::default());
     }
 
+    /// More old events than one delete statement takes go, chunk by chunk, and the young
+    /// ones stay.
+    async fn more_old_events_than_a_chunk_are_deleted_in_chunks(t) {
+        let t = t.migrated().await;
+        let shop = fixtures::shop(&t.db, "busy.myshopify.com").await;
+        let n = api::ops::retention::CHUNK * 2 + 7;
+        let insert = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
+            INSERT INTO events (anon_id, session_id, event_type, ts, shop_id) SELECT 'a', 's', 'old', $2, $3 FROM n";
+        let old = Utc::now() - Duration::days(200);
+        t.execute(insert, vec![i64::try_from(n).unwrap().into(), old.into(), shop.into()]).await.unwrap();
+        aged(&t, shop, 1).await;
+
+        let (done, _) = upkeep(&t.db, 90).await.unwrap();
+
+        assert_eq!(done.retained.deleted, n);
+        assert_eq!(kinds(&t, shop).await, ["d001"]);
+    }
+
     /// An uninstalled shop keeps everything until its retention has passed since the
     /// uninstall, then its row and what it owns are gone; re-installing in time keeps it.
     async fn an_uninstalled_shop_is_purged_once_its_retention_has_passed(t) {
