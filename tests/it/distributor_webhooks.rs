@@ -317,6 +317,45 @@ on_both_backends! {
 }
 
 on_both_backends! {
+    /// Orders made by the generated writes are announced like those made from an AI
+    /// response: one `order.created` per new order, none for an upsert that updates, none
+    /// for a request that rolls back.
+    async fn generated_orders_are_announced_to_webhooks(t) {
+        let app = app(t).await;
+        let owner = person(&app, "owner@example.com").await;
+        distributor(&app, &owner, "Acme").await;
+        endpoint(&app, &owner.token, "https://hooks.example.com/orders", &["order.created"]).await;
+        let customer = app.graphql(Some(&owner.token), "mutation { m: customerCreate(input: {name: \"Ada\"}) { customer { rowId } } }", json!({})).await;
+        let customer = customer.data()["m"]["customer"]["rowId"].clone();
+        let order = |number: &str| json!({ "customerId": customer, "orderNumber": number, "totalAmount": "12.50", "source": "manual" });
+        const CREATE: &str = "mutation($i: OrderCreateInput!) { m: orderCreate(input: $i) { order { rowId } userErrors { field code message } } }";
+        const UPSERT: &str = "mutation($i: [OrderCreateInput!]!) { m: ordersUpsert(inputs: $i) { orders { rowId } userErrors { field code message } } }";
+
+        let created = app.graphql(Some(&owner.token), CREATE, json!({ "i": order("A-1") })).await;
+        let upserted = app.graphql(Some(&owner.token), UPSERT, json!({ "i": [order("A-1"), order("A-2")] })).await;
+        let rolled_back = app
+            .graphql(Some(&owner.token), "mutation($i: OrderCreateInput!, $j: OrderCreateInput!) { a: orderCreate(input: $i) { order { rowId } } b: orderCreate(input: $j) { userErrors { code } } }", json!({ "i": order("A-3"), "j": order("A-1") }))
+            .await;
+
+        assert_eq!(created.data()["m"]["userErrors"], json!([]), "{}", created.body);
+        assert_eq!(upserted.data()["m"]["userErrors"], json!([]), "{}", upserted.body);
+        assert_eq!(rolled_back.body["extensions"]["transaction"], "ROLLED_BACK", "{}", rolled_back.body);
+        let queued = app.t.query("SELECT event, payload FROM webhook_deliveries ORDER BY created_at, id", vec![]).await;
+        let numbers: Vec<(String, String)> = queued
+            .iter()
+            .map(|row| {
+                let payload: Value = row.try_get_by_index(1).unwrap();
+                (row.try_get_by_index(0).unwrap(), payload["data"]["order_number"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        let mut numbers_sorted = numbers.clone();
+        numbers_sorted.sort();
+        assert_eq!(numbers_sorted, [("order.created".to_owned(), "A-1".to_owned()), ("order.created".to_owned(), "A-2".to_owned())]);
+        let first: Value = queued[0].try_get_by_index(1).unwrap();
+        assert_eq!(first["data"]["order_id"], created.data()["m"]["order"]["rowId"]);
+        assert_eq!(first["data"]["total_amount"], "12.50");
+    }
+
     /// An integration's config holds no secret; its secrets are set by admins, stored
     /// encrypted under the current key and served by no field.
     async fn integration_secrets_are_encrypted_and_config_holds_none(t) {

@@ -184,6 +184,19 @@ pub fn rule(table: &str) -> Option<Rule> {
     }
 }
 
+/// What generated writes set off in their domain, in their transaction: the events a
+/// workflow raises for the same change (an order made by `orderCreate` is announced to
+/// the distributor's webhooks as one made from an AI response is).
+pub async fn after_writes(ctx: &WriteCtx<'_>, writes: &[crate::realtime::Write]) -> ApiResult<()> {
+    use crate::realtime::Op;
+    for write in writes {
+        if let ("orders", Op::Insert, Some(distributor)) = (write.table, write.op, write.owner) {
+            distribution::orders::announce_created(ctx, distributor, write.id).await?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,24 @@ impl Outbox {
         self.lock().push(write);
     }
 
+    /// How many writes are recorded: a mark for [`Outbox::since`].
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether nothing is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// The writes recorded after `mark` (an earlier [`Outbox::len`]).
+    pub fn since(&self, mark: usize) -> Vec<Write> {
+        self.lock()
+            .get(mark..)
+            .map(<[Write]>::to_vec)
+            .unwrap_or_default()
+    }
+
     /// Takes what was recorded, leaving the outbox empty.
     pub fn take(&self) -> Vec<Write> {
         std::mem::take(&mut *self.lock())

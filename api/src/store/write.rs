@@ -514,10 +514,10 @@ impl<C: ConnectionTrait> Writer<'_, C> {
         if !problems.is_empty() {
             return rejected(problems);
         }
-        // PostgreSQL returns each row as its triggers left it, and its triggers publish the
-        // changes; SQLite's `updated_at` trigger runs after `RETURNING`, and the outbox must
-        // tell inserts from updates, so there the keys are looked up before and the rows
-        // read after.
+        // PostgreSQL returns each row as its triggers left it, and whether the statement
+        // inserted it (`xmax = 0`: no earlier version). SQLite's `updated_at` trigger runs
+        // after `RETURNING`, so there the keys are looked up before, to tell inserts from
+        // updates, and the rows read after.
         let postgres = self.db.get_database_backend() == DbBackend::Postgres;
         let existing = if postgres {
             std::collections::HashSet::new()
@@ -539,6 +539,7 @@ impl<C: ConnectionTrait> Writer<'_, C> {
         }
         let mut ids: HashMap<String, Uuid> = HashMap::new();
         let mut written: HashMap<Uuid, Row> = HashMap::new();
+        let mut inserted: std::collections::HashSet<Uuid> = std::collections::HashSet::new();
         for (columns, members) in groups {
             let mut updates: Vec<&str> = columns
                 .iter()
@@ -581,7 +582,13 @@ impl<C: ConnectionTrait> Writer<'_, C> {
                     .chain(key.iter().copied())
                     .collect()
             };
-            insert.returning(returning(table, &returned));
+            if postgres {
+                let columns = returned.iter().map(|&i| Expr::col(table.columns[i].name));
+                let is_new = Expr::cust("xmax = 0");
+                insert.returning(ReturningClause::Exprs(columns.chain([is_new]).collect()));
+            } else {
+                insert.returning(returning(table, &returned));
+            }
             let at = (members.len() == 1).then(|| members[0]);
             let results = self
                 .db
@@ -597,6 +604,12 @@ impl<C: ConnectionTrait> Writer<'_, C> {
                 if let Some(id) = row.id(table) {
                     ids.insert(key_of(&full), id);
                     if postgres {
+                        if result
+                            .try_get_by_index::<bool>(returned.len())
+                            .map_err(ApiError::from)?
+                        {
+                            inserted.insert(id);
+                        }
                         written.insert(id, row);
                     }
                 }
@@ -626,11 +639,12 @@ impl<C: ConnectionTrait> Writer<'_, C> {
             let row = found
                 .remove(id)
                 .ok_or_else(|| ApiError::Internal("an upserted row is not readable".to_owned()))?;
-            let op = if existing.contains(&key_of(&prepared[i].1)) {
-                Op::Update
+            let new = if postgres {
+                inserted.contains(id)
             } else {
-                Op::Insert
+                !existing.contains(&key_of(&prepared[i].1))
             };
+            let op = if new { Op::Insert } else { Op::Update };
             if let Some(write) = change(table, op, &row) {
                 self.outbox.record(write);
             }

@@ -286,6 +286,32 @@ pub async fn create_from_ai_response(ctx: &WriteCtx<'_>, response: Uuid) -> ApiR
     Ok(order)
 }
 
+/// Announces an order made by a generated write (`orderCreate`, `ordersUpsert`) as
+/// [`create_from_ai_response`] announces its own: `order.created`, in the same
+/// transaction.
+pub async fn announce_created(ctx: &WriteCtx<'_>, distributor: Uuid, order: Uuid) -> ApiResult<()> {
+    let mut select = Query::select();
+    select
+        .from("orders")
+        .columns(["order_number", "status", "total_amount", "customer_id"])
+        .and_where(Expr::col("id").eq(order));
+    let Some(row) = ctx.db.query_one(&select).await? else {
+        return Err(ApiError::Internal("a created order is gone".to_owned()));
+    };
+    // Cents, as PostgreSQL's numeric(12, 2) gives them (SQLite gives `12.5`).
+    let mut total: Decimal = row.try_get_by_index(2)?;
+    total.rescale(2);
+    let data = json!({
+        "order_id": order,
+        "order_number": row.try_get_by_index::<String>(0)?,
+        "status": row.try_get_by_index::<String>(1)?,
+        "total_amount": total,
+        "customer_id": row.try_get_by_index::<Uuid>(3)?,
+        "ai_response_id": Value::Null,
+    });
+    webhooks::emit(ctx, distributor, Event::OrderCreated, data).await
+}
+
 /// The distributors whose rows of `table` the caller may write (`None`: any, for
 /// `service_role`): the write rule as a list, for a statement that joins tables.
 fn writable(ctx: &WriteCtx<'_>, table: &crate::tables::Table) -> Option<Vec<Uuid>> {

@@ -265,6 +265,7 @@ async fn attempt(
         outbox: &req.outbox,
         rule: crate::domains::rule(table.name),
     };
+    let mark = req.outbox.len();
     let written = |result: Result<Out, WriteError>| {
         result.map_err(|error| match error {
             WriteError::Rejected(problems) => {
@@ -273,7 +274,7 @@ async fn attempt(
             WriteError::Failed(error) => Refused::Error(error),
         })
     };
-    match verb {
+    let out = match verb {
         Verb::Create => {
             let values = parse(gql, ctx, "input")?;
             let row = writer.create(table, &values).await;
@@ -319,7 +320,11 @@ async fn attempt(
             let upserted = writer.upsert(table, &rows).await;
             written(upserted.map(|rows| Out::Rows(rows.into_iter().map(Arc::new).collect())))
         }
-    }
+    }?;
+    crate::domains::after_writes(&req.work(), &req.outbox.since(mark))
+        .await
+        .map_err(Refused::Error)?;
+    Ok(out)
 }
 
 /// The path of a problem, as `userErrors.field` gives it.
