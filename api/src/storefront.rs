@@ -7,7 +7,8 @@
 //!
 //! Answers: 200 `{"stored", "duplicates"}`; 400 `{"userErrors": [{field, message, code}]}`
 //! naming each bad event's index and field (nothing is written); 401 for a missing,
-//! unknown or uninstalled shop's key; 413 over [`MAX_BODY_BYTES`].
+//! unknown or uninstalled shop's key; 413 over [`MAX_BODY_BYTES`]; 429 with `Retry-After`
+//! when the client's address has spent its throttle bucket (a point a batch).
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -41,6 +42,12 @@ pub fn routes(state: AppState) -> Router {
         .max_age(std::time::Duration::from_secs(600));
     Router::new()
         .route("/events", post(receive))
+        // Throttled by client address, as the webhooks are: a visitor's browser, not the
+        // shop, is who sends.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::throttle::guard,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(cors)
         .with_state(state)

@@ -175,7 +175,7 @@ on_both_backends! {
         big.data();
     }
 
-    async fn webhooks_answer_429_with_retry_after(t) {
+    async fn webhooks_and_events_answer_429_with_retry_after(t) {
         let clock = Clock::manual();
         let app = TestApp::with_options(t, options(&clock, 3.0, 1.0)).await;
         for _ in 0..3 {
@@ -186,6 +186,16 @@ on_both_backends! {
         assert_eq!(refused.status, 429);
         assert_eq!(refused.headers["retry-after"], "1");
         assert_eq!(refused.code(), "THROTTLED");
+        // The storefront's `/events` draws from the address's bucket too, before its key
+        // is looked at.
+        let events = axum::http::Request::post("/events")
+            .header("content-type", "application/json")
+            .header("x-stratix-ingest-key", "any")
+            .body(axum::body::Body::from(r#"{"events": []}"#))
+            .unwrap();
+        let refused_events = app.send(events).await;
+        assert_eq!(refused_events.status, 429, "{}", refused_events.body);
+        assert_eq!(refused_events.headers["retry-after"], "1");
         clock.advance(Duration::from_secs(1));
         let again = app.payment_callback(b"wrong secret", "paid", "order-1").await;
         assert_ne!(again.status, 429);

@@ -589,7 +589,7 @@ fn network(client: Option<IpAddr>) -> IpAddr {
     }
 }
 
-/// Throttles a non-GraphQL endpoint (the webhooks): one point per request from the
+/// Throttles a non-GraphQL endpoint (the webhooks, `/events`): one point per request from the
 /// client's address, 429 with `Retry-After` when there is none.
 pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let peer = request
