@@ -84,6 +84,10 @@ fn attribute(span: &Span, key: &str) -> Option<String> {
         })
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn is_request(span: &Span, id: &str) -> bool {
     span.name == "POST /graphql" && attribute(span, "request_id").as_deref() == Some(id)
 }
@@ -119,8 +123,23 @@ on_both_backends! {
             .await
             .unwrap();
         let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        // A caller in a trace of its own: the request continues it.
+        let continued = reqwest::Client::new()
+            .post(format!("http://{}/graphql", server.addr))
+            .bearer_auth(&token)
+            .header("x-request-id", "continued-request")
+            .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            .header("content-type", "application/json")
+            .body(query.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(continued.status(), 200);
         let spans = receiver
-            .until(|spans| spans.iter().any(|s| is_request(s, "traced-request")))
+            .until(|spans| {
+                spans.iter().any(|s| is_request(s, "traced-request"))
+                    && spans.iter().any(|s| is_request(s, "continued-request"))
+            })
             .await;
         server.terminate();
         let code = server.exit_code(Duration::from_secs(40)).await;
@@ -129,6 +148,9 @@ on_both_backends! {
         let request = spans.iter().find(|s| is_request(s, "traced-request")).unwrap();
         assert_eq!(request.kind, SpanKind::Server as i32);
         assert!(request.parent_span_id.is_empty(), "a request span is a root");
+        let child = spans.iter().find(|s| is_request(s, "continued-request")).unwrap();
+        assert_eq!(hex(&child.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(hex(&child.parent_span_id), "00f067aa0ba902b7");
         assert_eq!(attribute(request, "operation").as_deref(), Some("Projects"));
         assert_eq!(attribute(request, "status").as_deref(), Some("200"));
         let statements: Vec<&Span> = spans

@@ -1,8 +1,8 @@
 //! Observability: request ids on every response, log line and error; text or JSON logs;
 //! Prometheus metrics; OpenTelemetry traces ([`otel`]).
 //!
-//! [`layer`] wraps the router: it gives each request its id and span, and records its
-//! metrics when it ends. The GraphQL handler tells the request's [`record`] which operation
+//! [`layer`] wraps the router: it gives each request its id and span (continuing the
+//! caller's trace when it sends `traceparent`), and records its metrics when it ends. The GraphQL handler tells the request's [`record`] which operation
 //! ran, how it ended and how many statements it took.
 
 pub mod metrics;
@@ -110,6 +110,7 @@ async fn observe(request: Request, next: Next) -> Response {
         operation = tracing::field::Empty,
         status = tracing::field::Empty,
     );
+    continue_trace(&span, request.headers());
     let record = std::sync::Arc::new(RequestRecord::new(id.clone()));
     let started = Instant::now();
     let mut response = record::scope(record.clone(), next.run(request))
@@ -134,6 +135,19 @@ async fn observe(request: Request, next: Next) -> Response {
         );
     });
     response
+}
+
+/// Makes the request's span a child of the caller's, when the caller sends W3C trace
+/// context (`traceparent`, `tracestate`): its trace then runs through Stratix.
+fn continue_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
+    use opentelemetry::propagation::TextMapPropagator as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    if !headers.contains_key("traceparent") {
+        return;
+    }
+    let propagator = opentelemetry_sdk::propagation::TraceContextPropagator::new();
+    let parent = propagator.extract(&opentelemetry_http::HeaderExtractor(headers));
+    let _ = span.set_parent(parent);
 }
 
 /// An incoming id is kept when it is short printable ASCII (it goes into headers and logs).
