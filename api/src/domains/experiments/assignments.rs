@@ -7,6 +7,7 @@
 //! recorded (`assignments`, one row per visitor, its unique key deciding between
 //! concurrent first calls) and is what later calls return, even if the allocation changes.
 
+use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use serde_json::Value as Json;
@@ -131,35 +132,15 @@ pub async fn assign(ctx: &WriteCtx<'_>, visitor: Visitor) -> ApiResult<Assignmen
     let variant = pick(&shares, point(visitor.experiment, &visitor.anon_id))
         .ok_or_else(|| ApiError::Internal("an allocation without variants".to_owned()))?
         .to_owned();
-    let id = Uuid::new_v4();
-    let mut insert = Query::insert();
-    insert
-        .into_table("assignments")
-        .columns([
-            "id",
-            "experiment_id",
-            "anon_id",
-            "session_id",
-            "variant",
-            "shop_id",
-        ])
-        .values([
-            Expr::val(id),
-            Expr::val(visitor.experiment),
-            Expr::val(visitor.anon_id.as_str()),
-            Expr::val(visitor.session_id.as_str()),
-            Expr::val(variant.as_str()),
-            Expr::val(shop),
-        ])
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .on_conflict(
-            OnConflict::columns(["shop_id", "experiment_id", "anon_id"])
-                .do_nothing()
-                .to_owned(),
-        );
-    if ctx.db.execute(&insert).await?.rows_affected() == 1 {
-        ctx.outbox
-            .record(Write::insert("assignments", id, Some(shop)));
+    let first = NewAssignment {
+        shop,
+        experiment: visitor.experiment,
+        anon_id: &visitor.anon_id,
+        session_id: &visitor.session_id,
+        variant: &variant,
+        exposed: None,
+    };
+    if record(ctx, first).await? {
         return Ok(Assignment {
             config: config(&variant),
             variant,
@@ -173,6 +154,59 @@ pub async fn assign(ctx: &WriteCtx<'_>, visitor: Visitor) -> ApiResult<Assignmen
         config: config(&variant),
         variant,
     })
+}
+
+/// A visitor's first assignment.
+pub(super) struct NewAssignment<'a> {
+    pub shop: Uuid,
+    pub experiment: Uuid,
+    pub anon_id: &'a str,
+    pub session_id: &'a str,
+    pub variant: &'a str,
+    /// When the storefront showed the visitor the variant, and their segment, if it has.
+    pub exposed: Option<(DateTime<Utc>, Option<&'a str>)>,
+}
+
+/// Records `new` unless the visitor has an assignment already (the unique key decides
+/// between concurrent first calls); whether it did.
+pub(super) async fn record(ctx: &WriteCtx<'_>, new: NewAssignment<'_>) -> ApiResult<bool> {
+    let id = Uuid::new_v4();
+    let (exposed_at, segment) = new.exposed.unzip();
+    let mut insert = Query::insert();
+    insert
+        .into_table("assignments")
+        .columns([
+            "id",
+            "experiment_id",
+            "anon_id",
+            "session_id",
+            "variant",
+            "shop_id",
+            "exposed_at",
+            "segment",
+        ])
+        .values([
+            Expr::val(id),
+            Expr::val(new.experiment),
+            Expr::val(new.anon_id),
+            Expr::val(new.session_id),
+            Expr::val(new.variant),
+            Expr::val(new.shop),
+            Expr::val(exposed_at),
+            Expr::val(segment.flatten()),
+        ])
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .on_conflict(
+            OnConflict::columns(["shop_id", "experiment_id", "anon_id"])
+                .do_nothing()
+                .to_owned(),
+        );
+    let inserted = ctx.db.execute(&insert).await?.rows_affected() == 1;
+    if inserted {
+        ctx.outbox
+            .record(Write::insert("assignments", id, Some(new.shop)));
+    }
+    Ok(inserted)
 }
 
 async fn recorded(ctx: &WriteCtx<'_>, shop: Uuid, visitor: &Visitor) -> ApiResult<Option<String>> {

@@ -27,6 +27,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, QueryResult};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
+use super::assignments::{self, NewAssignment};
 use super::lifecycle::Status;
 use super::results;
 use crate::domains::shopify::sequence;
@@ -231,14 +232,16 @@ async fn expose(
             None => {
                 let variant: String = row.try_get_by_index(2)?;
                 let session: String = row.try_get_by_index(4)?;
-                let fresh = (
+                // Exposed without asking for an assignment: the exposure makes it.
+                let first = NewAssignment {
                     shop,
                     experiment,
-                    anon.as_str(),
-                    session.as_str(),
-                    variant.as_str(),
-                );
-                if !assign_exposed(ctx, fresh, ts, segment.as_deref()).await? {
+                    anon_id: &anon,
+                    session_id: &session,
+                    variant: &variant,
+                    exposed: Some((ts, segment.as_deref())),
+                };
+                if !assignments::record(ctx, first).await? {
                     continue;
                 }
                 variant
@@ -285,52 +288,6 @@ async fn mark_exposed(
     ctx.outbox
         .record(Write::update("assignments", id, Some(shop)));
     Ok(Some(row.try_get_by_index(1)?))
-}
-
-/// Records an assignment, exposed, for a visitor the storefront exposed without asking
-/// for one; `false` when the visitor has one already (exposed before).
-async fn assign_exposed(
-    ctx: &WriteCtx<'_>,
-    (shop, experiment, anon, session, variant): (Uuid, Uuid, &str, &str, &str),
-    ts: DateTime<Utc>,
-    segment: Option<&str>,
-) -> ApiResult<bool> {
-    let id = Uuid::new_v4();
-    let mut insert = Query::insert();
-    insert
-        .into_table("assignments")
-        .columns([
-            "id",
-            "shop_id",
-            "experiment_id",
-            "anon_id",
-            "session_id",
-            "variant",
-            "exposed_at",
-            "segment",
-        ])
-        .values([
-            Expr::val(id),
-            Expr::val(shop),
-            Expr::val(experiment),
-            Expr::val(anon),
-            Expr::val(session),
-            Expr::val(variant),
-            Expr::val(ts),
-            Expr::val(segment),
-        ])
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .on_conflict(
-            OnConflict::columns(["shop_id", "experiment_id", "anon_id"])
-                .do_nothing()
-                .to_owned(),
-        );
-    let inserted = ctx.db.execute(&insert).await?.rows_affected() == 1;
-    if inserted {
-        ctx.outbox
-            .record(Write::insert("assignments", id, Some(shop)));
-    }
-    Ok(inserted)
 }
 
 /// Counts the window's outcomes of exposed visitors.
