@@ -22,6 +22,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::{self, Credentials};
 use crate::db::{Access, backend_name, count_statements};
+use crate::domains::shopify::usage;
 use crate::error::ApiError;
 use crate::graphql::cost::Cost;
 use crate::graphql::plan::PlanKey;
@@ -156,7 +157,7 @@ async fn graphql_post(State(state): State<AppState>, request: axum::extract::Req
     if let Err(refused) = state.persisted.resolve(&mut batch) {
         return refused.into_response();
     }
-    respond(&state, &headers, client, batch).await
+    respond(&state, &headers, client, batch, usage::Method::Post).await
 }
 
 /// The client's address (for an anonymous caller's bucket and the sign-in limits).
@@ -196,18 +197,20 @@ async fn graphql_get(
         let error = ApiError::bad_input("query", "mutations must be sent with POST");
         return error_response(StatusCode::METHOD_NOT_ALLOWED, &error);
     }
-    respond(&state, &headers, client, request).await
+    respond(&state, &headers, client, request, usage::Method::Get).await
 }
 
 /// Runs a request within `Limits::request_timeout` and answers in the media type the
 /// client accepts: `application/graphql-response+json` when its `Accept` names it, else
-/// `application/json`.
+/// `application/json`. A shop's request is logged (`usage_logs`) however it ended.
 async fn respond(
     state: &AppState,
     headers: &HeaderMap,
     client: Option<std::net::IpAddr>,
     batch: BatchRequest,
+    method: usage::Method,
 ) -> Response {
+    let started = std::time::Instant::now();
     let timeout = state.limits.request_timeout;
     let running = execute(state, headers, client, batch);
     let mut response = match tokio::time::timeout(timeout, running).await {
@@ -234,7 +237,33 @@ async fn respond(
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    log_usage(state, method, response.status(), started);
     response
+}
+
+/// Queues the usage log of the current request, when a shop made it: what the handler
+/// noted in the request's record on whichever path it ended.
+fn log_usage(
+    state: &AppState,
+    method: usage::Method,
+    status: StatusCode,
+    started: std::time::Instant,
+) {
+    let Some(record) = crate::telemetry::record::current() else {
+        return;
+    };
+    let Some(principal) = record.principal() else {
+        return;
+    };
+    let request = usage::Request {
+        operation: record.operation().unwrap_or("anonymous"),
+        method,
+        http_status: status.as_u16(),
+        status: record.code().unwrap_or("OK"),
+        cost: record.cost(),
+        duration: started.elapsed(),
+    };
+    state.usage_logs.request(principal, request);
 }
 
 /// The GraphQL-over-HTTP media type of responses.
@@ -357,6 +386,7 @@ async fn execute(
         Err(error @ ApiError::Unauthenticated(_)) => return unauthenticated(&error),
         Err(error) => return error_response(StatusCode::OK, &error),
     };
+    crate::telemetry::record::principal(&principal);
     let (charge, costs) = match meter(state, &principal, client, &mut batch).await {
         Ok(metered) => metered,
         Err(refusal) => return throttled(&refusal),
@@ -421,6 +451,7 @@ async fn execute(
                         let cost = &costs[0];
                         let data = serde_json::from_slice::<serde_json::Value>(&answer.data).ok();
                         let report = charge.settle(cost.requested(), cost.actual(data.as_ref()));
+                        crate::telemetry::record::cost(report.actual.unwrap_or_default());
                         plan_response(answer, report, show_statements.then_some(statements))
                     }
                     Err(error) => error_response(StatusCode::OK, &error),
@@ -509,6 +540,7 @@ fn with_cost(
     cost: &Cost,
 ) -> async_graphql::Response {
     let report = charge.settle(cost.requested(), cost.actual(Some(&response.data)));
+    crate::telemetry::record::cost(report.actual.unwrap_or_default());
     response.extension("cost", report.to_value())
 }
 

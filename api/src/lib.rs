@@ -71,6 +71,7 @@ pub fn build_state_with(
 ) -> anyhow::Result<AppState> {
     let limits = options.limits;
     let options_throttle = options.throttle.clone();
+    let usage_logs = domains::shopify::usage::UsageLogs::with_capacity(options.usage_log_capacity);
     let schema = graphql::schema_with(limits, options.introspection)
         .context("building the GraphQL schema")?;
     // Starts listening now when a runtime is running (else on first use).
@@ -88,6 +89,7 @@ pub fn build_state_with(
         realtime,
         usage: Default::default(),
         audits: Default::default(),
+        usage_logs,
         shutdown: lifecycle::Shutdown::default(),
         development_token: None,
         persisted: std::sync::Arc::default(),
@@ -155,6 +157,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let audits = state.audits.clone();
     let audit_writer = tokio::spawn(domains::distribution::audits::write_audits(
         audits.clone(),
+        db.clone(),
+    ));
+    let usage_logs = state.usage_logs.clone();
+    let usage_log_writer = tokio::spawn(domains::shopify::usage::write_usage_logs(
+        usage_logs.clone(),
         db.clone(),
     ));
     let jobs = config
@@ -266,9 +273,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::warn!(%error, "writing the last API request counts failed");
     }
     audit_writer.abort();
-    if let Err(error) = audits.flush(&db).await {
-        tracing::warn!(%error, "writing the last data access audits failed");
-    }
+    domains::queue::flush_at_exit(&audits, &db).await;
+    usage_log_writer.abort();
+    domains::queue::flush_at_exit(&usage_logs, &db).await;
     db.close().await.ok();
     tracing::info!("stopped");
     Ok(())

@@ -32,6 +32,9 @@ pub struct Options {
     /// (`STRATIX_WEBHOOKS_ALLOW_LOOPBACK`, or development mode): for local receivers in
     /// development and tests, never in production.
     pub webhooks_allow_loopback: bool,
+    /// The most shops' API requests waiting in memory for `usage_logs`; past it they are
+    /// dropped and counted.
+    pub usage_log_capacity: usize,
 }
 
 impl Default for Options {
@@ -44,6 +47,7 @@ impl Default for Options {
             development: false,
             throttle: crate::throttle::ThrottleConfig::default(),
             webhooks_allow_loopback: false,
+            usage_log_capacity: crate::domains::shopify::usage::CAPACITY,
         }
     }
 }
@@ -74,6 +78,8 @@ pub struct AppState {
     pub usage: crate::domains::accounts::usage::RequestMeter,
     /// Data access audits waiting to be written.
     pub audits: crate::domains::distribution::audits::AuditLog,
+    /// Shops' API requests waiting to be written to `usage_logs`.
+    pub usage_logs: crate::domains::shopify::usage::UsageLogs,
     /// The server's shutdown signal (`/ready` fails and WebSockets close once it begins).
     pub shutdown: crate::lifecycle::Shutdown,
     /// Development mode's token, which GraphiQL opens with; `None` otherwise.

@@ -38,6 +38,7 @@ mod m20261207_000060_add_webhook_delivery_leases;
 mod m20261207_000070_add_customer_last_order;
 mod m20261207_000071_add_integration_keys;
 mod m20261207_000080_add_event_sequence;
+mod m20261207_000081_add_usage_log_costs;
 mod m20261207_000082_add_event_retention_by_shop;
 pub mod secure;
 
@@ -89,6 +90,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000070_add_customer_last_order::Migration),
             Box::new(m20261207_000071_add_integration_keys::Migration),
             Box::new(m20261207_000080_add_event_sequence::Migration),
+            Box::new(m20261207_000081_add_usage_log_costs::Migration),
             Box::new(m20261207_000082_add_event_retention_by_shop::Migration),
         ]
     }

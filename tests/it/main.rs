@@ -45,4 +45,5 @@ mod throttle;
 mod tokens;
 mod traces;
 mod usage;
+mod usage_logs;
 mod writes;

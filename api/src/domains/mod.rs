@@ -9,6 +9,8 @@
 //! - [`crawling`]: crawl jobs, split into chunks that workers run (seed 001).
 //! - [`distribution`]: distributors, members, roles and invitations (seed 003).
 //! - [`experiments`]: experiments' lifecycle, patches and recommendations (seed 004).
+//! - [`queue`]: rows noted on the request path and written off it in batches (audits,
+//!   usage logs).
 //! - [`shopify`]: products' versioned AI content (seed 000).
 //! - [`studio`]: the AI task queue (seed 002).
 
@@ -17,6 +19,7 @@ pub mod billing;
 pub mod crawling;
 pub mod distribution;
 pub mod experiments;
+pub mod queue;
 pub mod shopify;
 pub mod studio;
 

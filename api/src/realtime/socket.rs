@@ -53,6 +53,7 @@ use super::broker::Session;
 use super::resume::{self, Closing, Position, Positions, Reason};
 use crate::auth::{self, Credentials, Principal};
 use crate::db::Access;
+use crate::domains::shopify::usage;
 use crate::error::ApiError;
 use crate::graphql::batch_loader;
 use crate::graphql::cost::Cost;
@@ -232,21 +233,36 @@ impl ConnectionExecutor {
         Ok((charge, cost))
     }
 
-    /// A query, within the request timeout, as over HTTP (dropping it rolls back).
+    /// A query, within the request timeout, as over HTTP (dropping it rolls back); logged
+    /// as a shop's request however it ends.
     async fn run_once(&self, session: Arc<Session>, request: Request) -> Response {
+        let started = std::time::Instant::now();
+        let operation = crate::telemetry::record::operation_name(&request).to_owned();
         let timeout = self.state.limits.request_timeout;
-        match tokio::time::timeout(timeout, self.run_query(session, request)).await {
+        let cost = std::sync::atomic::AtomicU64::new(0);
+        let ran = tokio::time::timeout(timeout, self.run_query(&session, request, &cost)).await;
+        let response = match ran {
             Ok(response) => response,
             Err(_) => error_response(ApiError::Timeout(format!(
                 "the request took longer than {} ms and was cancelled",
                 timeout.as_millis()
             ))),
-        }
+        };
+        let status = crate::telemetry::record::status_of(&response);
+        let cost = cost.into_inner();
+        self.log_usage(&session, &operation, status, cost, started);
+        response
     }
 
-    async fn run_query(&self, session: Arc<Session>, mut request: Request) -> Response {
+    /// Runs a query; its actual cost goes to `spent` once known.
+    async fn run_query(
+        &self,
+        session: &Session,
+        mut request: Request,
+        spent: &std::sync::atomic::AtomicU64,
+    ) -> Response {
         let state = &self.state;
-        let (charge, cost) = match self.meter(&session, &mut request).await {
+        let (charge, cost) = match self.meter(session, &mut request).await {
             Ok(metered) => metered,
             Err(refusal) => return refused(refusal),
         };
@@ -257,10 +273,39 @@ impl ConnectionExecutor {
         };
         let response = state.schema.execute(opened.attach(request)).await;
         let report = charge.settle(cost.requested(), cost.actual(Some(&response.data)));
+        let actual = report.actual.unwrap_or_default();
+        spent.store(actual, std::sync::atomic::Ordering::Relaxed);
         match opened.finish(response.is_ok()).await {
             Ok(_) => response.extension("cost", report.to_value()),
             Err(error) => error_response(error),
         }
+    }
+
+    /// Queues the usage log of one operation of the connection, when a shop runs it.
+    fn log_usage(
+        &self,
+        session: &Session,
+        operation: &str,
+        status: &str,
+        cost: u64,
+        started: std::time::Instant,
+    ) {
+        let request = usage::Request {
+            operation,
+            method: usage::Method::WebSocket,
+            http_status: StatusCode::OK.as_u16(),
+            status,
+            cost,
+            duration: started.elapsed(),
+        };
+        self.state.usage_logs.request(&session.principal, request);
+    }
+
+    /// Logs an operation refused before it ran.
+    fn log_refused(&self, session: &Session, request: &Request, error: &ApiError) {
+        let operation = crate::telemetry::record::operation_name(request);
+        let now = std::time::Instant::now();
+        self.log_usage(session, operation, error.code(), 0, now);
     }
 }
 
@@ -327,16 +372,16 @@ impl ConnectionExecutor {
         };
         // Limits before the document is parsed to find its type.
         if let Err(error) = self.state.limits.admit(&request.query, &request.variables) {
+            self.log_refused(&session, &request, &error);
             return futures_util::stream::once(async { error_response(error) }).boxed();
         }
         match operation_type(&request) {
-            Some(OperationType::Mutation) => futures_util::stream::once(async {
-                error_response(ApiError::bad_input(
-                    "query",
-                    "mutations must be sent with POST /graphql",
-                ))
-            })
-            .boxed(),
+            Some(OperationType::Mutation) => {
+                let error =
+                    ApiError::bad_input("query", "mutations must be sent with POST /graphql");
+                self.log_refused(&session, &request, &error);
+                futures_util::stream::once(async { error_response(error) }).boxed()
+            }
             Some(OperationType::Query) => {
                 let this = self.clone();
                 futures_util::stream::once(async move { this.run_once(session, request).await })
@@ -347,12 +392,19 @@ impl ConnectionExecutor {
             _ => {
                 let this = self.clone();
                 futures_util::stream::once(async move {
+                    // Logged when it starts, with the cost it was charged.
+                    let started = std::time::Instant::now();
+                    let operation = crate::telemetry::record::operation_name(&request).to_owned();
                     match this.meter(&session, &mut request).await {
-                        Ok(_) => this.state.schema.execute_stream_with_session_data(
-                            request,
-                            session_data.unwrap_or_default(),
-                        ),
+                        Ok((_, cost)) => {
+                            this.log_usage(&session, &operation, "OK", cost.requested(), started);
+                            this.state.schema.execute_stream_with_session_data(
+                                request,
+                                session_data.unwrap_or_default(),
+                            )
+                        }
                         Err(refusal) => {
+                            this.log_refused(&session, &request, &refusal.error);
                             futures_util::stream::once(async { refused(refusal) }).boxed()
                         }
                     }

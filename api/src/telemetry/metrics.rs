@@ -49,6 +49,10 @@ pub const AUDITS_PENDING: &str = "stratix_audits_pending";
 pub const WEBHOOKS_PENDING: &str = "stratix_webhook_deliveries_pending";
 /// Data access audits dropped because their queue was full.
 pub const AUDITS_DROPPED: &str = "stratix_audits_dropped_total";
+/// Shops' API requests waiting in memory to be written to `usage_logs` (every second).
+pub const USAGE_LOGS_PENDING: &str = "stratix_usage_logs_pending";
+/// Shops' API requests not written to `usage_logs` because their queue was full.
+pub const USAGE_LOGS_DROPPED: &str = "stratix_usage_logs_dropped_total";
 /// Background job runs, by job and outcome (`ok`, `error`, `skipped`: another instance
 /// held the job's lock).
 pub const JOB_RUNS: &str = "stratix_job_runs_total";
@@ -148,6 +152,19 @@ fn describe() {
         USAGE_PENDING,
         "Users whose API request counts wait to be written"
     );
+    describe_gauge!(AUDITS_PENDING, "Data access audits waiting to be written");
+    describe_counter!(
+        AUDITS_DROPPED,
+        "Data access audits dropped because their queue was full"
+    );
+    describe_gauge!(
+        USAGE_LOGS_PENDING,
+        "Shops' API requests waiting to be written to usage_logs"
+    );
+    describe_counter!(
+        USAGE_LOGS_DROPPED,
+        "Shops' API requests not logged because the usage log queue was full"
+    );
     describe_gauge!(
         WEBHOOKS_PENDING,
         "Webhook deliveries waiting to be sent or retried"
@@ -224,6 +241,11 @@ pub fn events_dropped(reason: &'static str, n: usize) {
     metrics::counter!(EVENTS_DROPPED, "reason" => reason).increment(n as u64);
 }
 
+/// Counts shops' API requests not logged because the usage log queue was full.
+pub fn usage_logs_dropped(n: usize) {
+    metrics::counter!(USAGE_LOGS_DROPPED).increment(n as u64);
+}
+
 /// Counts data access audits dropped.
 pub fn audits_dropped(n: usize) {
     metrics::counter!(AUDITS_DROPPED).increment(n as u64);
@@ -253,6 +275,7 @@ pub fn observe_state(state: &crate::AppState) {
         metrics::gauge!(WEBSOCKETS).set(state.shutdown.websockets() as f64);
         metrics::gauge!(USAGE_PENDING).set(state.usage.pending() as f64);
         metrics::gauge!(AUDITS_PENDING).set(state.audits.pending() as f64);
+        metrics::gauge!(USAGE_LOGS_PENDING).set(state.usage_logs.pending() as f64);
         metrics::gauge!(THROTTLE_BUCKETS).set(state.throttle.buckets() as f64);
     }
 }

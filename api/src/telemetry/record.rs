@@ -1,11 +1,14 @@
-//! What the GraphQL handler tells about the request it serves: the operation, how it
-//! ended, how many SQL statements it ran. Carried in a task-local set by [`super::layer`],
-//! so the handler needs no extra arguments, and error bodies can carry the request id.
+//! What the GraphQL handler tells about the request it serves: the operation, who asked,
+//! how it ended, what it cost, how many SQL statements it ran. Carried in a task-local set
+//! by [`super::layer`], so the handler needs no extra arguments, error bodies can carry the
+//! request id, and the request's usage log reads how every path ended.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use async_graphql::{BatchRequest, Value};
+
+use crate::auth::Principal;
 
 tokio::task_local! {
     static CURRENT: Arc<RequestRecord>;
@@ -17,6 +20,9 @@ pub struct RequestRecord {
     id: String,
     operation: OnceLock<String>,
     outcome: OnceLock<&'static str>,
+    code: OnceLock<String>,
+    principal: OnceLock<Principal>,
+    cost: AtomicU64,
     statements: AtomicUsize,
 }
 
@@ -43,6 +49,9 @@ impl RequestRecord {
             id,
             operation: OnceLock::new(),
             outcome: OnceLock::new(),
+            code: OnceLock::new(),
+            principal: OnceLock::new(),
+            cost: AtomicU64::new(0),
             statements: AtomicUsize::new(0),
         }
     }
@@ -62,6 +71,22 @@ impl RequestRecord {
         self.outcome.get().copied()
     }
 
+    /// How the request ended as the handler said it: `OK` or the first error's code (not
+    /// folded into the bounded set of [`RequestRecord::outcome`]).
+    pub fn code(&self) -> Option<&str> {
+        self.code.get().map(String::as_str)
+    }
+
+    /// Who asked, once their credentials were checked.
+    pub fn principal(&self) -> Option<&Principal> {
+        self.principal.get()
+    }
+
+    /// The actual cost of the operations that ran, in throttle points.
+    pub fn cost(&self) -> u64 {
+        self.cost.load(Ordering::Relaxed)
+    }
+
     /// The SQL statements the request ran.
     pub fn statements(&self) -> usize {
         self.statements.load(Ordering::Relaxed)
@@ -77,6 +102,23 @@ fn with<T>(f: impl FnOnce(&RequestRecord) -> T) -> Option<T> {
     CURRENT.try_with(|record| f(record)).ok()
 }
 
+/// The current request's record (none outside [`super::layer`]).
+pub fn current() -> Option<Arc<RequestRecord>> {
+    CURRENT.try_with(Arc::clone).ok()
+}
+
+/// Notes who asked.
+pub fn principal(principal: &Principal) {
+    with(|record| {
+        let _ = record.principal.set(principal.clone());
+    });
+}
+
+/// Adds an operation's actual cost.
+pub fn cost(points: u64) {
+    with(|record| record.cost.fetch_add(points, Ordering::Relaxed));
+}
+
 /// The current request's id.
 pub fn request_id() -> Option<String> {
     with(|record| record.id.clone())
@@ -87,12 +129,7 @@ pub fn request_id() -> Option<String> {
 /// plan answers without parsing).
 pub fn operation(batch: &BatchRequest) {
     let name = match batch {
-        BatchRequest::Single(request) => match &request.operation_name {
-            Some(name) => name.clone(),
-            None => first_operation_name(&request.query)
-                .unwrap_or("anonymous")
-                .to_owned(),
-        },
+        BatchRequest::Single(request) => operation_name(request).to_owned(),
         BatchRequest::Batch(_) => "batch".to_owned(),
     };
     with(|record| {
@@ -100,12 +137,21 @@ pub fn operation(batch: &BatchRequest) {
     });
 }
 
-/// Notes the end of a GraphQL response: its outcome and statements; its errors get the
-/// request id in `extensions.requestId`.
-pub fn response(response: &mut async_graphql::Response, statements: usize) {
-    let id = request_id();
-    let code = response.errors.first().map(|error| {
-        error
+/// The name of `request`'s operation: its operation name, the first operation's name in
+/// the document, or `anonymous`.
+pub fn operation_name(request: &async_graphql::Request) -> &str {
+    match &request.operation_name {
+        Some(name) => name,
+        None => first_operation_name(&request.query).unwrap_or("anonymous"),
+    }
+}
+
+/// `OK` when `response` has no error, else its first error's code (`ERROR` when it has
+/// none).
+pub fn status_of(response: &async_graphql::Response) -> &str {
+    match response.errors.first() {
+        None => "OK",
+        Some(error) => error
             .extensions
             .as_ref()
             .and_then(|e| e.get("code"))
@@ -113,9 +159,15 @@ pub fn response(response: &mut async_graphql::Response, statements: usize) {
                 Value::String(code) => Some(code.as_str()),
                 _ => None,
             })
-            .unwrap_or(OTHER_ERROR)
-            .to_owned()
-    });
+            .unwrap_or(OTHER_ERROR),
+    }
+}
+
+/// Notes the end of a GraphQL response: its outcome and statements; its errors get the
+/// request id in `extensions.requestId`.
+pub fn response(response: &mut async_graphql::Response, statements: usize) {
+    let id = request_id();
+    let code = status_of(response).to_owned();
     if let Some(id) = id {
         for error in &mut response.errors {
             error
@@ -124,7 +176,7 @@ pub fn response(response: &mut async_graphql::Response, statements: usize) {
                 .set("requestId", id.clone());
         }
     }
-    finished(code.as_deref().unwrap_or("OK"), statements);
+    finished(&code, statements);
 }
 
 /// Notes a request that ended with `code` before or instead of the executor; returns the
@@ -146,6 +198,7 @@ pub fn finished(code: &str, statements: usize) {
         .unwrap_or(OTHER_ERROR);
     with(|record| {
         let _ = record.outcome.set(outcome);
+        let _ = record.code.set(code.to_owned());
         record.statements.fetch_add(statements, Ordering::Relaxed);
     });
 }

@@ -52,6 +52,8 @@ pub struct TestApp {
     pub usage: api::domains::accounts::usage::RequestMeter,
     /// The app's data access audits, not yet written.
     pub audits: api::domains::distribution::audits::AuditLog,
+    /// The app's shops' usage logs, not yet written.
+    pub usage_logs: api::domains::shopify::usage::UsageLogs,
     router: Router,
 }
 
@@ -131,6 +133,7 @@ impl TestApp {
             plans: state.plans.clone(),
             usage: state.usage.clone(),
             audits: state.audits.clone(),
+            usage_logs: state.usage_logs.clone(),
             router: api::router(state),
         }
     }
@@ -167,6 +170,7 @@ impl TestApp {
             plans: state.plans.clone(),
             usage: state.usage.clone(),
             audits: state.audits.clone(),
+            usage_logs: state.usage_logs.clone(),
             router: api::router(state),
         }
     }

@@ -42,6 +42,8 @@ pub struct Server {
     pub broker: Broker,
     /// Its open WebSocket operations per principal.
     pub operations: api::realtime::socket::OpenOperations,
+    /// Its shops' usage logs, not yet written.
+    pub usage_logs: api::domains::shopify::usage::UsageLogs,
     router: axum::Router,
     task: tokio::task::JoinHandle<()>,
 }
@@ -57,6 +59,7 @@ impl Server {
         let state = api::build_state_with(db, keys(), options).unwrap();
         let broker = state.realtime.clone();
         let operations = state.operations.clone();
+        let usage_logs = state.usage_logs.clone();
         let router = api::router(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -69,6 +72,7 @@ impl Server {
             addr,
             broker,
             operations,
+            usage_logs,
             router,
             task,
         }

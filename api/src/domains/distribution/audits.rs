@@ -1,25 +1,25 @@
 //! Data access audits (`data_access_audits`): who read a message's full body with PII in
 //! it, and who changed a customer, when and why.
 //!
-//! Audits are noted on the request path into a bounded queue in memory ([`AuditLog`]) and
-//! written by a task of `stratix serve` in batches, as `service_role`: an audit never
-//! fails or slows a request. A full queue drops new audits and counts them
+//! Audits are noted on the request path into a bounded queue in memory ([`AuditLog`], a
+//! [`WriteQueue`]) and written by a task of `stratix serve` in batches, as `service_role`:
+//! an audit never fails or slows a request. A full queue drops new audits and counts them
 //! (`stratix_audits_dropped_total`); what is queued when the process dies is lost (at
 //! most one period's). Audits older than the distributor's `settings.audit_retention_days`
 //! ([`DEFAULT_RETENTION_DAYS`] when unset) are deleted by a daily job.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::Utc;
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::domains::ServiceWork;
+use crate::domains::queue::{Queued, WriteQueue, write_every};
 use crate::error::{ApiError, ApiResult};
 use crate::realtime::{Op, Write};
 
@@ -29,7 +29,7 @@ pub const AUDITED_CHANGES: &[&str] = &["customers"];
 /// The most audits waiting in memory.
 pub const CAPACITY: usize = 100_000;
 
-/// The most rows one statement inserts.
+/// The most distributors one retention statement covers.
 const BATCH: usize = 500;
 
 /// How often queued audits are written.
@@ -85,24 +85,47 @@ pub struct Audit {
 }
 
 /// The queue of audits waiting to be written (shared by every request of the process).
-#[derive(Clone, Debug, Default)]
-pub struct AuditLog(Arc<Mutex<VecDeque<Audit>>>);
+pub type AuditLog = WriteQueue<Audit>;
 
-impl AuditLog {
-    /// Queues `audit`; when the queue is full it is dropped and counted.
-    pub fn note(&self, audit: Audit) {
-        let kept = self.0.lock().is_ok_and(|mut queue| {
-            let room = queue.len() < CAPACITY;
-            if room {
-                queue.push_back(audit);
-            }
-            room
-        });
-        if !kept {
-            crate::telemetry::metrics::audits_dropped(1);
-        }
+impl Queued for Audit {
+    const CAPACITY: usize = CAPACITY;
+    const WHAT: &'static str = "data access audits";
+
+    fn dropped(n: usize) {
+        crate::telemetry::metrics::audits_dropped(n);
     }
 
+    fn insert(audits: &[Self]) -> ApiResult<InsertStatement> {
+        let mut insert = Query::insert();
+        insert.into_table("data_access_audits").columns([
+            "id",
+            "user_id",
+            "action",
+            "table_name",
+            "record_id",
+            "details",
+            "created_at",
+            "distributor_id",
+        ]);
+        for audit in audits {
+            insert
+                .values([
+                    Expr::val(Uuid::new_v4()),
+                    Expr::val(audit.user),
+                    Expr::val(audit.action.as_str()),
+                    Expr::val(audit.table),
+                    Expr::val(audit.record),
+                    Expr::val(json!({ "reason": audit.reason })),
+                    Expr::val(audit.at),
+                    Expr::val(audit.distributor),
+                ])
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+        }
+        Ok(insert)
+    }
+}
+
+impl WriteQueue<Audit> {
     /// Queues the audits of a request's committed writes by `principal`: every change of
     /// an audited table.
     pub fn changes(&self, principal: &Principal, writes: &[Write], reason: &str) {
@@ -126,80 +149,11 @@ impl AuditLog {
             });
         }
     }
-
-    /// How many audits wait to be written.
-    pub fn pending(&self) -> usize {
-        self.0.lock().map(|queue| queue.len()).unwrap_or_default()
-    }
-
-    /// Writes every queued audit, in one transaction; on failure they go back to the
-    /// front of the queue. Returns how many were written.
-    pub async fn flush(&self, db: &DatabaseConnection) -> ApiResult<usize> {
-        let taken: Vec<Audit> = self
-            .0
-            .lock()
-            .map(|mut queue| queue.drain(..).collect())
-            .unwrap_or_default();
-        if taken.is_empty() {
-            return Ok(0);
-        }
-        let written = write(db, &taken).await;
-        if written.is_err()
-            && let Ok(mut queue) = self.0.lock()
-        {
-            for audit in taken.iter().rev() {
-                queue.push_front(audit.clone());
-            }
-            queue.truncate(CAPACITY);
-        }
-        written.map(|()| taken.len())
-    }
-}
-
-async fn write(db: &DatabaseConnection, audits: &[Audit]) -> ApiResult<()> {
-    let work = ServiceWork::begin(db).await?;
-    let ctx = work.ctx();
-    for batch in audits.chunks(BATCH) {
-        let mut insert = Query::insert();
-        insert.into_table("data_access_audits").columns([
-            "id",
-            "user_id",
-            "action",
-            "table_name",
-            "record_id",
-            "details",
-            "created_at",
-            "distributor_id",
-        ]);
-        for audit in batch {
-            insert
-                .values([
-                    Expr::val(Uuid::new_v4()),
-                    Expr::val(audit.user),
-                    Expr::val(audit.action.as_str()),
-                    Expr::val(audit.table),
-                    Expr::val(audit.record),
-                    Expr::val(json!({ "reason": audit.reason })),
-                    Expr::val(audit.at),
-                    Expr::val(audit.distributor),
-                ])
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-        }
-        ctx.db.execute(&insert).await?;
-    }
-    work.finish(true).await?;
-    Ok(())
 }
 
 /// The audit writer, a task of `stratix serve` (every instance writes its own queue).
 pub async fn write_audits(log: AuditLog, db: DatabaseConnection) {
-    let mut ticks = tokio::time::interval(WRITE_EVERY);
-    loop {
-        ticks.tick().await;
-        if let Err(error) = log.flush(&db).await {
-            tracing::warn!(%error, "writing data access audits failed");
-        }
-    }
+    write_every(log, db, WRITE_EVERY).await;
 }
 
 /// A distributor's audit retention from its `settings`, checked: whole days, 1 to 3650.

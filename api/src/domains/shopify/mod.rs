@@ -7,10 +7,12 @@
 //! session token) or `service_role`. [`webhooks`] applies what Shopify's verified
 //! webhooks say, once per delivery. [`events`] stores the storefront's event batches
 //! (seed 004), once per event however often they are retried, numbered in arrival order
-//! by [`sequence`].
+//! by [`sequence`]. [`usage`] logs each API request a shop makes (`usage_logs`), off the
+//! request path.
 
 pub mod content;
 pub mod events;
 pub mod sequence;
 pub mod shops;
+pub mod usage;
 pub mod webhooks;
