@@ -28,6 +28,7 @@ mod messages;
 mod notifications;
 mod operations;
 mod payments;
+mod performance_metrics;
 mod persisted;
 mod plans;
 mod privacy;

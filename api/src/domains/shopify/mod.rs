@@ -8,10 +8,11 @@
 //! webhooks say, once per delivery. [`events`] stores the storefront's event batches
 //! (seed 004), once per event however often they are retried, numbered in arrival order
 //! by [`sequence`]. [`usage`] logs each API request a shop makes (`usage_logs`), off the
-//! request path.
+//! request path. [`metrics`] records products' performance metrics in batches.
 
 pub mod content;
 pub mod events;
+pub mod metrics;
 pub mod sequence;
 pub mod shops;
 pub mod usage;

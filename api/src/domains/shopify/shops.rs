@@ -214,26 +214,28 @@ pub async fn uninstall_shop(ctx: &WriteCtx<'_>, shop: Option<Uuid>) -> ApiResult
     }
 }
 
-/// The shop the caller writes: its own (a session token), or the one `service_role`
-/// names; `NOT_FOUND` on `input.shopId` otherwise.
+/// The shop the caller acts for: its own (a session token), or the one it names in
+/// `input.shopId` (which must be `service_role`'s, or the shop's own to be found); no one
+/// else acts for a shop.
+pub fn acting_shop(principal: &Principal, named: Option<Uuid>) -> ApiResult<Uuid> {
+    match (principal, named) {
+        (Principal::Shop { id }, None) => Ok(*id),
+        (Principal::Shop { .. } | Principal::Service, Some(named)) => Ok(named),
+        (Principal::Service, None) => Err(ApiError::refused(
+            "input.shopId",
+            InputCode::Blank,
+            "service_role must name the shop",
+        )),
+        _ => Err(ApiError::Forbidden(
+            "a shop's data is its own (a Shopify session token) or service_role's".to_owned(),
+        )),
+    }
+}
+
+/// The shop the caller writes ([`acting_shop`]), locked for the rest of the request;
+/// `NOT_FOUND` on `input.shopId` when the caller may not write it.
 async fn writable_shop(ctx: &WriteCtx<'_>, named: Option<Uuid>) -> ApiResult<Uuid> {
-    let shop = match (ctx.principal, named) {
-        (Principal::Shop { id }, None) => *id,
-        (Principal::Shop { .. } | Principal::Service, Some(named)) => named,
-        (Principal::Service, None) => {
-            return Err(ApiError::refused(
-                "input.shopId",
-                InputCode::Blank,
-                "service_role must name the shop",
-            ));
-        }
-        _ => {
-            return Err(ApiError::Forbidden(
-                "a shop's settings are its own (a Shopify session token) or service_role's"
-                    .to_owned(),
-            ));
-        }
-    };
+    let shop = acting_shop(ctx.principal, named)?;
     let shops = tables().named("shops")?;
     let mut select = Query::select();
     select

@@ -1,5 +1,5 @@
 //! The Shopify apps' workflows: installing shops, their settings, products' versioned AI
-//! content, and the storefront's events.
+//! content and performance metrics, and the storefront's events.
 
 use async_graphql::Value as GqlValue;
 use async_graphql::dynamic::{InputObject, InputValue, TypeRef};
@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::{Declaration, Input, Returned, declare, text};
 use crate::domains::shopify::content::{self, NewRevision};
 use crate::domains::shopify::events::{self, Batch, Tracked};
+use crate::domains::shopify::metrics::{self, MetricBatch, Recorded};
 use crate::domains::shopify::shops::{self, Installation, Settings};
 use crate::error::ApiResult;
 use crate::graphql::mutations::Right;
@@ -155,7 +156,59 @@ pub(super) fn declarations() -> Vec<Declaration> {
             ],
         )
         .with_types(vec![event_input()]),
+        declare(
+            "performanceMetricsRecord",
+            "Records a batch of 1 to 1,000 performance metrics of the shop's products in one \
+             insert, as the shop, or as service_role naming the shop. A batch with any bad \
+             metric is refused whole and nothing is written: `userErrors` names each bad \
+             metric's index and field (`[\"input\", \"metrics\", \"3\", \"productId\"]`); \
+             another shop's product is not found.",
+            Right::Write,
+            vec![
+                shop_id(),
+                InputValue::new(
+                    "metrics",
+                    TypeRef::named_nn_list_nn("PerformanceMetricInput"),
+                )
+                .description("1 to 1,000 metrics."),
+            ],
+            |input| {
+                let list = input.json("metrics")?.unwrap_or_default();
+                MetricBatch::parse("input.metrics", optional_shop(input)?, &list)
+            },
+            |ctx, batch| Box::pin(metrics::record(ctx, batch)),
+            vec![Returned::Value(
+                "recorded",
+                TypeRef::INT,
+                "How many metrics were recorded.",
+                |r: &Recorded| Some(GqlValue::from(r.ids.len())),
+            )],
+        )
+        .with_types(vec![metric_input()]),
     ]
+}
+
+/// One measurement of `performanceMetricsRecord`.
+fn metric_input() -> InputObject {
+    let field = |name: &str, ty: TypeRef, doc: &str| InputValue::new(name, ty).description(doc);
+    InputObject::new("PerformanceMetricInput")
+        .description("A measurement of one of the shop's products.")
+        .field(field(
+            "productId",
+            TypeRef::named_nn(TypeRef::ID),
+            "The product's global id.",
+        ))
+        .field(field(
+            "metricType",
+            TypeRef::named_nn(TypeRef::STRING),
+            "What was measured: lower-case letters, digits and _, at most 64 (`views`, \
+             `conversion_rate`).",
+        ))
+        .field(field(
+            "value",
+            TypeRef::named_nn("Decimal"),
+            "The value: at most 14 digits before the decimal point and 6 after it.",
+        ))
 }
 
 /// One storefront event of `eventsTrack`.
