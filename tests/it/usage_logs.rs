@@ -10,7 +10,8 @@ use axum::http::Request;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::common::app::TestApp;
+use crate::common::app::{SHOPIFY_KEY, SHOPIFY_SECRET, TestApp};
+use crate::common::process::Process;
 use crate::common::server::{Client, Server};
 use crate::common::{TestDb, fixtures, on_both_backends};
 
@@ -254,5 +255,39 @@ on_both_backends! {
             logged[1],
             ("Products".to_owned(), "WS".to_owned(), "OK".to_owned(), query_cost)
         );
+    }
+
+    /// `stratix serve` writes the usage logs still queued when it is told to stop: a
+    /// request answered just before SIGTERM is in `usage_logs` once the process exits.
+    async fn usage_logs_queued_at_shutdown_are_written_before_exit(t) {
+        let t = t.migrated().await;
+        let shop = fixtures::shop(&t.db, "last.myshopify.com").await;
+        let secret = std::str::from_utf8(SHOPIFY_SECRET).unwrap();
+        let env = [("STRATIX_JOBS", "false"), ("SHOPIFY_API_KEY", SHOPIFY_KEY), ("SHOPIFY_API_SECRET", secret)];
+        let mut server = Process::serve(&t, &env).await;
+        let token = TestApp::shop_token("last.myshopify.com");
+
+        let answered = reqwest::Client::new()
+            .post(format!("http://{}/graphql", server.addr))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(json!({ "query": "query Last { products { totalCount } }" }).to_string())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let answered: Value = serde_json::from_str(&answered).unwrap();
+        server.terminate();
+        let code = server.exit_code(Duration::from_secs(40)).await;
+
+        assert_eq!(answered["data"]["products"]["totalCount"], 0, "{answered}");
+        assert_eq!(code, Some(0), "{}", server.logs().join("\n"));
+        let rows = t
+            .query("SELECT endpoint FROM usage_logs WHERE shop_id = $1", vec![shop.into()])
+            .await;
+        let endpoints: Vec<String> = rows.iter().map(|r| r.try_get_by_index(0).unwrap()).collect();
+        assert_eq!(endpoints, ["Last"]);
     }
 }
