@@ -375,7 +375,8 @@ pub const TABLES: &[TableSpec] = &[
     shop("content_revisions", "shopify", true),
     shop("performance_metrics", "shopify", false).writes(Writes::CRUD.fixed(&["product_id"])),
     shared(shop("ai_models", "shopify", true)).writes(Writes::CRUD),
-    shop("usage_logs", "shopify", false),
+    // Written in batches off the request path, read by count; no one follows it row by row.
+    shop("usage_logs", "shopify", false).unfed(),
     // Setting a key is its upsert; an expired entry is gone at once.
     shop("cache", "shopify", true)
         .type_name("CacheEntry")
