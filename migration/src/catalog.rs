@@ -401,7 +401,8 @@ pub const TABLES: &[TableSpec] = &[
         "started_at",
         "ended_at",
     ])),
-    shop("assignments", "experiments", false),
+    // One a storefront visitor: followed through the results, not row by row.
+    shop("assignments", "experiments", false).unfed(),
     shop("results_aggregates", "experiments", true).feed_key("experiment_id"),
     // distribution
     // Made by `distributorCreate`; its settings (the AI budget among them) and its

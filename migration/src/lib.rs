@@ -40,6 +40,7 @@ mod m20261207_000071_add_integration_keys;
 mod m20261207_000080_add_event_sequence;
 mod m20261207_000081_add_usage_log_costs;
 mod m20261207_000082_add_event_retention_by_shop;
+mod m20261207_000083_unfeed_assignments;
 pub mod secure;
 
 pub use ddl::{SQLITE_NEW_UUID, SQLITE_NOW};
@@ -92,6 +93,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000080_add_event_sequence::Migration),
             Box::new(m20261207_000081_add_usage_log_costs::Migration),
             Box::new(m20261207_000082_add_event_retention_by_shop::Migration),
+            Box::new(m20261207_000083_unfeed_assignments::Migration),
         ]
     }
 }

@@ -11,10 +11,9 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
-use crate::catalog;
 use crate::ddl::{Ddl, index, postgres_only, sql};
 use crate::m20261122_000011_create_app_role::APP_ROLE;
-use crate::secure::{create_change_trigger, drop_change_trigger};
+use crate::secure::{leave_feed, rejoin_feed};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -38,7 +37,7 @@ impl MigrationTrait for Migration {
                 &format!("GRANT USAGE ON SEQUENCE events_seq TO {APP_ROLE}"),
             )
             .await?;
-            sql(manager, &drop_change_trigger(events()?)).await?;
+            leave_feed(manager, "events").await?;
         } else {
             sql(
                 manager,
@@ -106,14 +105,10 @@ impl MigrationTrait for Migration {
                 .await?;
         }
         sql(manager, "DROP INDEX IF EXISTS idx_events_seq").await?;
-        postgres_only(manager, &create_change_trigger(events()?)).await?;
+        rejoin_feed(manager, "events").await?;
         // PostgreSQL drops the sequence with the column that owns it.
         manager
             .alter_table(Table::alter().table("events").drop_column("seq").to_owned())
             .await
     }
-}
-
-fn events() -> Result<&'static catalog::TableSpec, DbErr> {
-    catalog::find("events").ok_or_else(|| DbErr::Custom("events is not in the catalog".into()))
 }

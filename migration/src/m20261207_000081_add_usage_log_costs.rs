@@ -10,9 +10,7 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
-use crate::catalog;
-use crate::ddl::postgres_only;
-use crate::secure::{create_change_trigger, drop_change_trigger};
+use crate::secure::{leave_feed, rejoin_feed};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -44,11 +42,11 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        postgres_only(manager, &drop_change_trigger(usage_logs()?)).await
+        leave_feed(manager, TABLE).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        postgres_only(manager, &create_change_trigger(usage_logs()?)).await?;
+        rejoin_feed(manager, TABLE).await?;
         for column in ["status", "cost"] {
             manager
                 .alter_table(Table::alter().table(TABLE).drop_column(column).to_owned())
@@ -56,8 +54,4 @@ impl MigrationTrait for Migration {
         }
         Ok(())
     }
-}
-
-fn usage_logs() -> Result<&'static catalog::TableSpec, DbErr> {
-    catalog::find(TABLE).ok_or_else(|| DbErr::Custom("usage_logs is not in the catalog".into()))
 }

@@ -11,7 +11,7 @@
 use sea_orm_migration::prelude::*;
 
 use crate::catalog::{FIRST_TABLES, TABLES, TableSpec, Tenant, updated_at_trigger};
-use crate::ddl::{Ddl, SQLITE_NOW, sql};
+use crate::ddl::{Ddl, SQLITE_NOW, postgres_only, sql};
 use crate::m20261122_000011_create_app_role::APP_ROLE;
 
 /// The tables of the first schema (migrations 000001 to 000008), the ones migrations 000009
@@ -165,6 +165,21 @@ pub(crate) fn drop_policies(table: &TableSpec) -> String {
 /// The trigger on `table` that records its changes.
 pub fn change_trigger(table: &str) -> String {
     format!("{table}_change_feed")
+}
+
+/// Takes catalog table `name` (marked unfed) out of the change feed: PostgreSQL drops its
+/// trigger (SQLite's service never publishes an unfed table).
+pub(crate) async fn leave_feed(manager: &SchemaManager<'_>, name: &str) -> Result<(), DbErr> {
+    postgres_only(manager, &drop_change_trigger(spec_of(name)?)).await
+}
+
+/// Undoes [`leave_feed`], for the `down` of the migration that called it.
+pub(crate) async fn rejoin_feed(manager: &SchemaManager<'_>, name: &str) -> Result<(), DbErr> {
+    postgres_only(manager, &create_change_trigger(spec_of(name)?)).await
+}
+
+fn spec_of(name: &str) -> Result<&'static TableSpec, DbErr> {
+    crate::catalog::find(name).ok_or_else(|| DbErr::Custom(format!("{name} is not in the catalog")))
 }
 
 /// The trigger that records the changes of `table` through `stratix_change_feed()`, with
