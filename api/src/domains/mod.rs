@@ -15,6 +15,7 @@
 //! - [`studio`]: the AI task queue (seed 002).
 
 pub mod accounts;
+pub mod batch;
 pub mod billing;
 pub mod crawling;
 pub mod distribution;

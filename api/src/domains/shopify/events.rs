@@ -21,6 +21,7 @@ use uuid::Uuid;
 use super::sequence;
 use crate::auth::Principal;
 use crate::domains::WriteCtx;
+use crate::domains::batch::{self, Problems};
 use crate::error::{ApiError, ApiResult, InputCode};
 use crate::graphql::ids;
 
@@ -74,38 +75,13 @@ pub struct Tracked {
     pub duplicates: u64,
 }
 
-/// Collects the problems of a batch, each `<at>.<index>.<field>`.
-struct Problems<'a> {
-    at: &'a str,
-    found: Vec<ApiError>,
-}
-
-impl Problems<'_> {
-    fn add(&mut self, index: usize, field: &str, code: InputCode, message: impl Into<String>) {
-        let field = format!("{}.{index}.{field}", self.at);
-        self.found.push(ApiError::refused(field, code, message));
-    }
-}
-
 impl Batch {
     /// Checks `events` (a list of event objects, as JSON) given at input path `at`
     /// (`events`, `input.events`) against the server's clock `now`; every problem found is
     /// reported.
     pub fn parse(at: &str, events: &Json, now: DateTime<Utc>) -> ApiResult<Self> {
-        let Some(list) = events.as_array() else {
-            return Err(ApiError::bad_input(at, "must be a list of events"));
-        };
-        if list.is_empty() || list.len() > MAX_BATCH {
-            return Err(ApiError::refused(
-                at,
-                InputCode::Invalid,
-                format!("give 1 to {MAX_BATCH} events, not {}", list.len()),
-            ));
-        }
-        let mut problems = Problems {
-            at,
-            found: Vec::new(),
-        };
+        let list = batch::items(at, events, MAX_BATCH, "events")?;
+        let mut problems = Problems::new(at);
         let mut parsed = Vec::with_capacity(list.len());
         for (index, value) in list.iter().enumerate() {
             if let Some(event) = event(&mut problems, index, value, now) {
@@ -128,9 +104,7 @@ impl Batch {
                 }
             }
         }
-        if !problems.found.is_empty() {
-            return Err(ApiError::Several(problems.found));
-        }
+        problems.into_result()?;
         Ok(Self {
             at: at.to_owned(),
             events: parsed.into_iter().map(|(_, event)| event).collect(),
@@ -168,15 +142,10 @@ fn event(
     now: DateTime<Utc>,
 ) -> Option<Event> {
     let Some(object) = value.as_object() else {
-        let at = format!("{}.{index}", problems.at);
-        problems.found.push(ApiError::refused(
-            at,
-            InputCode::Invalid,
-            "must be an event object",
-        ));
+        problems.add_item(index, InputCode::Invalid, "must be an event object");
         return None;
     };
-    let before = problems.found.len();
+    let before = problems.count();
     for key in object.keys() {
         if !FIELDS.contains(&key.as_str()) {
             problems.add(index, key, InputCode::Invalid, "is not a field of an event");
@@ -275,7 +244,7 @@ fn event(
         let message = "needs the experimentId it is a variant of";
         problems.add(index, "variant", InputCode::Invalid, message);
     }
-    if problems.found.len() > before {
+    if problems.count() > before {
         return None;
     }
     Some(Event {
@@ -354,10 +323,7 @@ async fn check_experiments(ctx: &WriteCtx<'_>, shop: Uuid, batch: &Batch) -> Api
     for row in ctx.db.query_all(&select).await? {
         variants.insert(row.try_get_by_index(0)?, row.try_get_by_index(1)?);
     }
-    let mut problems = Problems {
-        at: &batch.at,
-        found: Vec::new(),
-    };
+    let mut problems = Problems::new(&batch.at);
     for (index, event) in batch.events.iter().enumerate() {
         let Some(experiment) = event.experiment else {
             continue;
@@ -379,11 +345,7 @@ async fn check_experiments(ctx: &WriteCtx<'_>, shop: Uuid, batch: &Batch) -> Api
             }
         }
     }
-    if problems.found.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::Several(problems.found))
-    }
+    problems.into_result()
 }
 
 /// One multi-row `INSERT ... ON CONFLICT DO NOTHING`, its events numbered in arrival

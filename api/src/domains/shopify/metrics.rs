@@ -14,6 +14,7 @@ use serde_json::Value as Json;
 use uuid::Uuid;
 
 use crate::domains::WriteCtx;
+use crate::domains::batch::{self, Problems};
 use crate::error::{ApiError, ApiResult, InputCode};
 use crate::graphql::ids;
 use crate::realtime::Write;
@@ -60,46 +61,13 @@ pub struct Recorded {
     pub ids: Vec<Uuid>,
 }
 
-/// Collects the problems of a batch, each `<at>.<index>.<field>`.
-struct Problems<'a> {
-    at: &'a str,
-    found: Vec<ApiError>,
-}
-
-impl Problems<'_> {
-    fn add(&mut self, index: usize, field: &str, code: InputCode, message: impl Into<String>) {
-        let field = format!("{}.{index}.{field}", self.at);
-        self.found.push(ApiError::refused(field, code, message));
-    }
-
-    fn into_result(self) -> ApiResult<()> {
-        if self.found.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::Several(self.found))
-        }
-    }
-}
-
 impl MetricBatch {
     /// Checks `metrics` (a list of metric objects, as JSON) given at input path `at`
     /// (`input.metrics`) for `shop` (`None`: the caller's own); every problem found is
     /// reported.
     pub fn parse(at: &str, shop: Option<Uuid>, metrics: &Json) -> ApiResult<Self> {
-        let Some(list) = metrics.as_array() else {
-            return Err(ApiError::bad_input(at, "must be a list of metrics"));
-        };
-        if list.is_empty() || list.len() > MAX_BATCH {
-            return Err(ApiError::refused(
-                at,
-                InputCode::Invalid,
-                format!("give 1 to {MAX_BATCH} metrics, not {}", list.len()),
-            ));
-        }
-        let mut problems = Problems {
-            at,
-            found: Vec::new(),
-        };
+        let list = batch::items(at, metrics, MAX_BATCH, "metrics")?;
+        let mut problems = Problems::new(at);
         let parsed: Vec<Metric> = list
             .iter()
             .enumerate()
@@ -127,15 +95,10 @@ impl MetricBatch {
 /// Metric `index`, or `None` with its problems added.
 fn metric(problems: &mut Problems<'_>, index: usize, value: &Json) -> Option<Metric> {
     let Some(object) = value.as_object() else {
-        let at = format!("{}.{index}", problems.at);
-        problems.found.push(ApiError::refused(
-            at,
-            InputCode::Invalid,
-            "must be a metric object",
-        ));
+        problems.add_item(index, InputCode::Invalid, "must be a metric object");
         return None;
     };
-    let before = problems.found.len();
+    let before = problems.count();
     for key in object.keys() {
         if !FIELDS.contains(&key.as_str()) {
             problems.add(index, key, InputCode::Invalid, "is not a field of a metric");
@@ -195,7 +158,7 @@ fn metric(problems: &mut Problems<'_>, index: usize, value: &Json) -> Option<Met
             }
         },
     };
-    if problems.found.len() > before {
+    if problems.count() > before {
         return None;
     }
     Some(Metric {
@@ -288,10 +251,7 @@ async fn check_products(ctx: &WriteCtx<'_>, shop: Uuid, batch: &MetricBatch) -> 
     for row in ctx.db.query_all(&select).await? {
         found.insert(row.try_get_by_index::<Uuid>(0)?);
     }
-    let mut problems = Problems {
-        at: &batch.at,
-        found: Vec::new(),
-    };
+    let mut problems = Problems::new(&batch.at);
     for (index, metric) in batch.metrics.iter().enumerate() {
         if !found.contains(&metric.product) {
             problems.add(index, "productId", InputCode::NotFound, "no such product");
