@@ -23,8 +23,7 @@
 //! `RUST_LOG`, `warn`); `DATABASE_POOL_SIZE` reaches the server.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -35,10 +34,11 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-#[path = "../../tests/it/common/postgres.rs"]
-mod postgres;
+#[path = "../common.rs"]
+mod common;
 
-const SECRET: &str = "queue-bench-secret-queue-bench-secret-queue";
+use common::{on_throwaway_database, serve, setting, stratix_binary, token};
+
 const SPENDER: &str = "spender@bench.example";
 /// What the spender is granted before the run (the account is an `integer`).
 const GRANT: i64 = 1_000_000_000;
@@ -48,13 +48,6 @@ const COMPLETE: &str = "mutation($task: ID!, $lease: String!, $output: JSON) { \
                         aiTaskComplete(input: {taskId: $task, leaseId: $lease, output: $output}) \
                         { userErrors { code message } } }";
 const SPEND: &str = "mutation { creditsSpend(input: {amount: 1}) { userErrors { code message } } }";
-
-fn setting(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// The benchmark's knobs.
 struct Knobs {
@@ -134,19 +127,6 @@ async fn postmaster(db: &DatabaseConnection) -> Option<u32> {
         false
     });
     parent
-}
-
-fn token(role: &str, sub: &str) -> anyhow::Result<String> {
-    let now = chrono::Utc::now();
-    let claims = api::auth::jwt::Claims {
-        sub: sub.to_owned(),
-        role: role.to_owned(),
-        aud: api::auth::jwt::AUDIENCE.to_owned(),
-        exp: (now + chrono::Duration::hours(2)).timestamp(),
-        iat: Some(now.timestamp()),
-        nbf: None,
-    };
-    Ok(api::auth::jwt::mint(SECRET.as_bytes(), &claims)?)
 }
 
 async fn rows(db: &DatabaseConnection, sql: &str) -> anyhow::Result<Vec<sea_orm::QueryResult>> {
@@ -528,32 +508,6 @@ async fn spends(
     Ok(())
 }
 
-/// Starts `stratix serve` on `url`; returns the process and the address it listens on.
-async fn serve(binary: &Path, url: &str) -> anyhow::Result<(tokio::process::Child, String)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let log = std::env::var("SERVER_LOG").unwrap_or_else(|_| "warn".to_owned());
-    let server = tokio::process::Command::new(binary)
-        .arg("serve")
-        .env("DATABASE_URL", url)
-        .env("JWT_SECRET", SECRET)
-        // Capacity, not the per-principal cost throttle (bench/throttle measures that).
-        .env("STRATIX_THROTTLE", "false")
-        .env("STRATIX_LISTEN", &addr)
-        .env("RUST_LOG", log)
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(&addr).await.is_err() {
-        ensure!(Instant::now() < deadline, "stratix serve did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok((server, addr))
-}
-
 async fn run(binary: &Path, url: &str, knobs: &Knobs) -> anyhow::Result<()> {
     let db = api::db::connect_for_migrations(url).await?;
     Migrator::up(&db, None).await?;
@@ -572,7 +526,9 @@ async fn run(binary: &Path, url: &str, knobs: &Knobs) -> anyhow::Result<()> {
     .context("no spender")?
     .try_get_by_index::<Uuid>(0)?;
 
-    let (mut server, addr) = serve(binary, url).await?;
+    // Capacity, not the per-principal cost throttle (bench/throttle measures that).
+    let env = [("STRATIX_THROTTLE", "false".to_owned())];
+    let (mut server, addr) = serve(binary, url, &env).await?;
     let sqlite = db.get_database_backend() == sea_orm::DbBackend::Sqlite;
     let target = Target {
         server: server.id().context("server pid")?,
@@ -617,47 +573,10 @@ async fn main() -> anyhow::Result<()> {
         seconds: setting("SECONDS", 20),
         warmup: setting("WARMUP", 3),
     };
-    let binary: PathBuf = std::env::current_exe()?
-        .parent()
-        .and_then(|examples| examples.parent())
-        .map(|dir| dir.join("stratix"))
-        .context("locating the stratix binary")?;
-    ensure!(
-        binary.is_file(),
-        "{} not found: cargo build --release --bin stratix --example queue",
-        binary.display()
-    );
-
-    let given = std::env::var("DATABASE_URL").unwrap_or_default();
-    if let Some(file) = given.strip_prefix("sqlite://") {
-        // A new SQLite file, removed at the end.
-        let path = PathBuf::from(file.split('?').next().unwrap_or(file));
-        ensure!(!path.exists(), "{} exists: name a new file", path.display());
-        let result = run(&binary, &given, &knobs).await;
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
-        return result;
-    }
-
-    // A fresh database on the PostgreSQL server, removed at the end.
-    let admin_url = if given.is_empty() {
-        postgres::server()
-            .map_err(anyhow::Error::msg)?
-            .admin_url
-            .clone()
-    } else {
-        given
-    };
-    let name = format!("stratix_queue_bench_{}", std::process::id());
-    let admin = api::db::connect(&admin_url).await?;
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await?;
-    let url = postgres::Server { admin_url }.url_for(&name);
-    let result = run(&binary, &url, &knobs).await;
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await?;
-    result
+    let binary = stratix_binary("queue")?;
+    on_throwaway_database(
+        "queue",
+        |url| async move { run(&binary, &url, &knobs).await },
+    )
+    .await
 }

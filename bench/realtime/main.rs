@@ -15,13 +15,12 @@
 //! `SECONDS` (30), `WARMUP` (5).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, bail, ensure};
 use futures_util::{SinkExt, StreamExt};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
@@ -31,20 +30,14 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use uuid::Uuid;
 
-#[path = "../../tests/it/common/postgres.rs"]
-mod postgres;
+#[path = "../common.rs"]
+mod common;
 
-const SECRET: &str = "realtime-bench-secret-realtime-bench-secret";
+use common::{on_throwaway_database, serve, setting, stratix_binary};
+
 const TASKS_PER_TENANT: usize = 10;
 const QUERY: &str =
     "subscription($clone: ID) { aiTaskUpdated(cloneId: $clone) { cursor node { taskOutput } } }";
-
-fn setting(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Resident memory of a process, in bytes.
 fn rss(pid: u32) -> u64 {
@@ -86,19 +79,6 @@ fn postgres_ticks() -> u64 {
         })
         .map(cpu_ticks)
         .sum()
-}
-
-fn token(user: Uuid) -> anyhow::Result<String> {
-    let now = chrono::Utc::now();
-    let claims = api::auth::jwt::Claims {
-        sub: user.to_string(),
-        role: "authenticated".to_owned(),
-        aud: api::auth::jwt::AUDIENCE.to_owned(),
-        exp: (now + chrono::Duration::hours(2)).timestamp(),
-        iat: Some(now.timestamp()),
-        nbf: None,
-    };
-    Ok(api::auth::jwt::mint(SECRET.as_bytes(), &claims)?)
 }
 
 async fn sql(db: &DatabaseConnection, sql: &str) -> anyhow::Result<Vec<sea_orm::QueryResult>> {
@@ -245,43 +225,21 @@ async fn main() -> anyhow::Result<()> {
         seconds: setting("SECONDS", 30),
         warmup: setting("WARMUP", 5),
     };
-    let binary: PathBuf = std::env::current_exe()?
-        .parent()
-        .and_then(|examples| examples.parent())
-        .map(|dir| dir.join("stratix"))
-        .context("locating the stratix binary")?;
-    if !binary.is_file() {
-        bail!(
-            "{} not found: cargo build --release --bin stratix --example realtime",
-            binary.display()
-        );
-    }
-
-    // A fresh database on the server, removed at the end.
-    let admin_url = match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => postgres::server()
-            .map_err(anyhow::Error::msg)?
-            .admin_url
-            .clone(),
-    };
-    let name = format!("stratix_bench_{}", std::process::id());
-    let admin = api::db::connect(&admin_url).await?;
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await?;
-    let url = postgres::Server {
-        admin_url: admin_url.clone(),
-    }
-    .url_for(&name);
-    let result = run(&binary, &url, &knobs).await;
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await?;
-    result
+    let binary = stratix_binary("realtime")?;
+    // It reads PostgreSQL's own figures (its backends' CPU, the change feed's table).
+    let url = std::env::var("DATABASE_URL").unwrap_or_default();
+    ensure!(
+        !url.starts_with("sqlite:"),
+        "the realtime benchmark runs on PostgreSQL"
+    );
+    on_throwaway_database(
+        "realtime",
+        |url| async move { run(&binary, &url, &knobs).await },
+    )
+    .await
 }
 
-async fn run(binary: &PathBuf, url: &str, knobs: &Knobs) -> anyhow::Result<()> {
+async fn run(binary: &Path, url: &str, knobs: &Knobs) -> anyhow::Result<()> {
     let &Knobs {
         subscribers,
         tenants,
@@ -299,37 +257,10 @@ async fn run(binary: &PathBuf, url: &str, knobs: &Knobs) -> anyhow::Result<()> {
         world.len()
     );
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut server = tokio::process::Command::new(binary)
-        .arg("serve")
-        .env("DATABASE_URL", url)
-        .env("JWT_SECRET", SECRET)
-        // A throwaway key: the bench stores no secret, but PostgreSQL needs one to serve.
-        .env(
-            "STRATIX_ENCRYPTION_KEY",
-            "YmVuY2gtb25seS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU=",
-        )
-        // Capacity, not the per-principal cost throttle (bench/throttle measures that).
-        .env("STRATIX_THROTTLE", "false")
-        .env("STRATIX_LISTEN", &addr)
-        .env(
-            "RUST_LOG",
-            std::env::var("SERVER_LOG").unwrap_or_else(|_| "warn".to_owned()),
-        )
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
+    // Capacity, not the per-principal cost throttle (bench/throttle measures that).
+    let env = [("STRATIX_THROTTLE", "false".to_owned())];
+    let (mut server, addr) = serve(binary, url, &env).await?;
     let pid = server.id().context("server pid")?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(&addr).await.is_err() {
-        if Instant::now() > deadline {
-            bail!("stratix serve did not start");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_idle = rss(pid);
 
@@ -353,7 +284,12 @@ async fn run(binary: &PathBuf, url: &str, knobs: &Knobs) -> anyhow::Result<()> {
     let gate = Arc::new(tokio::sync::Semaphore::new(200));
     for i in 0..subscribers {
         let (user, clone, _) = &world[i % world.len()];
-        let (token, clone, addr, shared) = (token(*user)?, *clone, addr.clone(), shared.clone());
+        let (token, clone, addr, shared) = (
+            common::token("authenticated", &user.to_string())?,
+            *clone,
+            addr.clone(),
+            shared.clone(),
+        );
         let permit = gate.clone().acquire_owned().await?;
         tokio::spawn(async move {
             if let Err(error) = subscriber(addr, token, clone, shared, permit).await {

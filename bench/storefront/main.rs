@@ -22,8 +22,7 @@
 //! (16), `SECONDS` (10, measured), `WARMUP` (2), `SERVER_LOG` (`warn`);
 //! `DATABASE_POOL_SIZE` reaches the server.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -34,19 +33,14 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-#[path = "../../tests/it/common/postgres.rs"]
-mod postgres;
+#[path = "../common.rs"]
+#[expect(dead_code, reason = "the storefront signs no user tokens")]
+mod common;
 
-const SECRET: &str = "storefront-bench-secret-storefront-bench-secret";
+use common::{on_throwaway_database, serve, setting, stratix_binary};
+
 const ASSIGN: &str = "mutation($e: ID!, $a: String!) { experimentAssign(input: \
                       {experimentId: $e, anonId: $a}) { variant userErrors { code message } } }";
-
-fn setting(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 struct Knobs {
     workload: String,
@@ -278,45 +272,20 @@ fn report(what: &str, per_second: f64, unit: &str, latencies: &[u32], errors: u6
     println!("| {what}: errors | {errors} |");
 }
 
-async fn serve(binary: &Path, url: &str) -> anyhow::Result<(tokio::process::Child, String)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let log = std::env::var("SERVER_LOG").unwrap_or_else(|_| "warn".to_owned());
-    let server = tokio::process::Command::new(binary)
-        .arg("serve")
-        .env("DATABASE_URL", url)
-        .env("JWT_SECRET", SECRET)
-        .env("STRATIX_LISTEN", &addr)
-        // One client address sends everything here: its bucket must not be what is measured.
-        .env("STRATIX_THROTTLE_MAXIMUM", "1000000000")
-        .env("STRATIX_THROTTLE_RESTORE_RATE", "1000000000")
-        .env("STRATIX_JOBS", "false")
-        // A throwaway key: the bench stores no secret it reads back.
-        .env(
-            "STRATIX_ENCRYPTION_KEY",
-            "c3RvcmVmcm9udC1iZW5jaC1rZXktMzItYnl0ZXMhISE=",
-        )
-        .env("RUST_LOG", log)
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(&addr).await.is_err() {
-        ensure!(Instant::now() < deadline, "stratix serve did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok((server, addr))
-}
-
 async fn run(binary: &Path, url: &str, knobs: &Knobs) -> anyhow::Result<()> {
     let db = api::db::connect_for_migrations(url).await?;
     Migrator::up(&db, None).await?;
     db.close().await?;
     let db = api::db::connect(url).await?;
     let (key, experiment) = seed(&db).await?;
-    let (mut server, addr) = serve(binary, url).await?;
+    // One client address sends everything here: its bucket must not be what is measured.
+    let unreached = "1000000000".to_owned();
+    let env = [
+        ("STRATIX_THROTTLE_MAXIMUM", unreached.clone()),
+        ("STRATIX_THROTTLE_RESTORE_RATE", unreached),
+        ("STRATIX_JOBS", "false".to_owned()),
+    ];
+    let (mut server, addr) = serve(binary, url, &env).await?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(knobs.senders.max(knobs.concurrency))
         .build()?;
@@ -383,43 +352,9 @@ async fn main() -> anyhow::Result<()> {
         seconds: setting("SECONDS", 10) as u64,
         warmup: setting("WARMUP", 2) as u64,
     };
-    let binary: PathBuf = std::env::current_exe()?
-        .parent()
-        .and_then(|examples| examples.parent())
-        .map(|dir| dir.join("stratix"))
-        .context("locating the stratix binary")?;
-    ensure!(
-        binary.is_file(),
-        "{} not found: cargo build --release --bin stratix --example storefront",
-        binary.display()
-    );
-    let given = std::env::var("DATABASE_URL").unwrap_or_default();
-    if let Some(file) = given.strip_prefix("sqlite://") {
-        let path = PathBuf::from(file.split('?').next().unwrap_or(file));
-        ensure!(!path.exists(), "{} exists: name a new file", path.display());
-        let result = run(&binary, &given, &knobs).await;
-        for suffix in ["", "-wal", "-shm", ".key"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
-        return result;
-    }
-    let admin_url = if given.is_empty() {
-        postgres::server()
-            .map_err(anyhow::Error::msg)?
-            .admin_url
-            .clone()
-    } else {
-        given
-    };
-    let name = format!("stratix_storefront_bench_{}", std::process::id());
-    let admin = api::db::connect(&admin_url).await?;
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await?;
-    let url = postgres::Server { admin_url }.url_for(&name);
-    let result = run(&binary, &url, &knobs).await;
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await?;
-    result
+    let binary = stratix_binary("storefront")?;
+    on_throwaway_database("storefront", |url| async move {
+        run(&binary, &url, &knobs).await
+    })
+    .await
 }

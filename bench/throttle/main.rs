@@ -16,22 +16,22 @@
 //! control keeps within its own), `SECONDS` (measured per phase, 10), `WARMUP` (2),
 //! `SERVER_LOG` (`warn`).
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, ensure};
+use anyhow::Context as _;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-#[path = "../../tests/it/common/postgres.rs"]
-mod postgres;
+#[path = "../common.rs"]
+mod common;
 
-const SECRET: &str = "throttle-bench-secret-throttle-bench-secret";
+use common::{on_throwaway_database, setting, stratix_binary};
+
 /// The control's read: 20 of its own tasks (cost 22).
 const CONTROL: &str = "{ aiTasks(first: 20) { nodes { id status taskName } } }";
 /// The flood's read: 100 tasks with their clone (cost 202), real work when it runs.
@@ -45,26 +45,6 @@ struct Knobs {
     restore_rate: usize,
     seconds: u64,
     warmup: u64,
-}
-
-fn setting(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
-}
-
-fn token(sub: Uuid) -> anyhow::Result<String> {
-    let now = chrono::Utc::now();
-    let claims = api::auth::jwt::Claims {
-        sub: sub.to_string(),
-        role: "authenticated".to_owned(),
-        aud: api::auth::jwt::AUDIENCE.to_owned(),
-        exp: (now + chrono::Duration::hours(2)).timestamp(),
-        iat: Some(now.timestamp()),
-        nbf: None,
-    };
-    Ok(api::auth::jwt::mint(SECRET.as_bytes(), &claims)?)
 }
 
 /// Two users, `flood@` and `control@`, each with a clone and 500 tasks; their ids.
@@ -104,37 +84,16 @@ async fn serve(
     throttle: bool,
     knobs: &Knobs,
 ) -> anyhow::Result<(tokio::process::Child, String)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let log = std::env::var("SERVER_LOG").unwrap_or_else(|_| "warn".to_owned());
-    let server = tokio::process::Command::new(binary)
-        .arg("serve")
-        .env("DATABASE_URL", url)
-        .env("JWT_SECRET", SECRET)
-        // A throwaway key: the bench stores no secret, but PostgreSQL needs one to serve.
-        .env(
-            "STRATIX_ENCRYPTION_KEY",
-            "YmVuY2gtb25seS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU=",
-        )
-        .env("STRATIX_LISTEN", &addr)
-        .env("STRATIX_JOBS", "false")
-        .env("STRATIX_THROTTLE", throttle.to_string())
-        .env("STRATIX_THROTTLE_MAXIMUM", knobs.maximum.to_string())
-        .env(
+    let env = [
+        ("STRATIX_JOBS", "false".to_owned()),
+        ("STRATIX_THROTTLE", throttle.to_string()),
+        ("STRATIX_THROTTLE_MAXIMUM", knobs.maximum.to_string()),
+        (
             "STRATIX_THROTTLE_RESTORE_RATE",
             knobs.restore_rate.to_string(),
-        )
-        .env("RUST_LOG", log)
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(&addr).await.is_err() {
-        ensure!(Instant::now() < deadline, "stratix serve did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        ),
+    ];
+    let (server, addr) = common::serve(binary, url, &env).await?;
     Ok((server, format!("http://{addr}/graphql")))
 }
 
@@ -272,8 +231,14 @@ async fn run(binary: &Path, url: &str, knobs: &Knobs) -> anyhow::Result<()> {
     let db = api::db::connect(url).await?;
     let (flooder, controller) = seed(&db).await?;
     db.close().await?;
-    let flood = format!("Bearer {}", token(flooder)?);
-    let control = format!("Bearer {}", token(controller)?);
+    let flood = format!(
+        "Bearer {}",
+        common::token("authenticated", &flooder.to_string())?
+    );
+    let control = format!(
+        "Bearer {}",
+        common::token("authenticated", &controller.to_string())?
+    );
     println!(
         "{} flooding connections ({}); the control at {} requests/s; buckets of {} points \
          restoring {}/s; {} s measured per phase",
@@ -316,45 +281,10 @@ async fn main() -> anyhow::Result<()> {
         seconds: setting("SECONDS", 10) as u64,
         warmup: setting("WARMUP", 2) as u64,
     };
-    let binary: PathBuf = std::env::current_exe()?
-        .parent()
-        .and_then(|examples| examples.parent())
-        .map(|dir| dir.join("stratix"))
-        .context("locating the stratix binary")?;
-    ensure!(
-        binary.is_file(),
-        "{} not found: cargo build --release --bin stratix --example throttle",
-        binary.display()
-    );
-    let given = std::env::var("DATABASE_URL").unwrap_or_default();
-    if let Some(file) = given.strip_prefix("sqlite://") {
-        // A new SQLite file, removed at the end.
-        let path = PathBuf::from(file.split('?').next().unwrap_or(file));
-        ensure!(!path.exists(), "{} exists: name a new file", path.display());
-        let result = run(&binary, &given, &knobs).await;
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
-        return result;
-    }
-    // A fresh database on the PostgreSQL server, removed at the end.
-    let admin_url = if given.is_empty() {
-        postgres::server()
-            .map_err(anyhow::Error::msg)?
-            .admin_url
-            .clone()
-    } else {
-        given
-    };
-    let name = format!("stratix_throttle_bench_{}", std::process::id());
-    let admin = api::db::connect(&admin_url).await?;
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await?;
-    let url = postgres::Server { admin_url }.url_for(&name);
-    let result = run(&binary, &url, &knobs).await;
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await?;
-    result
+    let binary = stratix_binary("throttle")?;
+    on_throwaway_database(
+        "throttle",
+        |url| async move { run(&binary, &url, &knobs).await },
+    )
+    .await
 }
