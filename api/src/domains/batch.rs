@@ -62,3 +62,18 @@ impl<'a> Problems<'a> {
         }
     }
 }
+
+/// The input paths a refused batch names, in the order found (for the parsers' tests).
+#[cfg(test)]
+pub fn refused_fields<T>(parsed: ApiResult<T>) -> Vec<String> {
+    let Some(ApiError::Several(problems)) = parsed.err() else {
+        panic!("the batch should be refused, each problem named");
+    };
+    problems
+        .iter()
+        .map(|problem| match problem {
+            ApiError::Refused { field, .. } => field.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}

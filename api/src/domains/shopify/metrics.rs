@@ -280,17 +280,11 @@ mod tests {
             { "productId": p, "metricType": "views", "value": "123456789012345", "colour": 1 },
             7,
         ]);
-        let Err(ApiError::Several(problems)) = MetricBatch::parse("input.metrics", None, &metrics)
-        else {
-            panic!("the batch should be refused");
-        };
-        let fields: Vec<String> = problems
-            .iter()
-            .map(|p| match p {
-                ApiError::Refused { field, .. } => field.clone(),
-                other => panic!("{other:?}"),
-            })
-            .collect();
+        let fields = crate::domains::batch::refused_fields(MetricBatch::parse(
+            "input.metrics",
+            None,
+            &metrics,
+        ));
         assert_eq!(
             fields,
             [
